@@ -1,0 +1,3 @@
+//! The `bus` command (work in progress).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The service runtime of the bus (work in progress).

@@ -1,0 +1,3 @@
+//! Project automation (work in progress).
+
+fn main() {}
