@@ -7,7 +7,9 @@
 use std::fmt;
 
 use base64::Engine as _;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
+};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 /// A payload value of the CBOR data model, which includes the JSON one.
@@ -268,6 +270,34 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
+/// The smallest integer CBOR writes without a bignum tag: `-2^64`.
+const MIN_NATIVE: i128 = -(1 << 64);
+/// The largest integer CBOR writes without a bignum tag: `2^64 - 1`.
+const MAX_NATIVE: i128 = u64::MAX as i128;
+
+/// An integer in the CBOR native range, or the bignum CBOR writes for it.
+///
+/// ciborium hands bignums that fit 128 bits to serde as plain integers;
+/// this keeps the serde path in step with [`crate::Codec::decode_value`],
+/// which yields tag 2 or 3 for them, as Python's `cbor2` writes them.
+fn integer_or_bignum(v: i128) -> Value {
+    if v > MAX_NATIVE {
+        bignum(2, v.unsigned_abs())
+    } else if v < MIN_NATIVE {
+        // Tag 3 holds `-1 - v`, which is `!v` in two's complement.
+        bignum(3, (!v).unsigned_abs())
+    } else {
+        Value::Integer(v)
+    }
+}
+
+/// Tag 2 (positive) or 3 (negative) over the minimal big-endian bytes of `n`.
+fn bignum(tag: u64, n: u128) -> Value {
+    let bytes = n.to_be_bytes();
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    Value::Tag(tag, Box::new(Value::Bytes(bytes[first..].to_vec())))
+}
+
 struct ValueVisitor;
 
 impl<'de> Visitor<'de> for ValueVisitor {
@@ -287,12 +317,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Integer(v.into()))
     }
     fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
-        Ok(Value::Integer(v))
+        Ok(integer_or_bignum(v))
     }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
-        i128::try_from(v)
-            .map(Value::Integer)
-            .map_err(|_| E::custom("integer out of range"))
+    fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
+        Ok(match i128::try_from(v) {
+            Ok(v) => integer_or_bignum(v),
+            Err(_) => bignum(2, v),
+        })
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
@@ -335,6 +366,47 @@ impl<'de> Visitor<'de> for ValueVisitor {
         }
         Ok(Value::Map(entries))
     }
+    /// ciborium hands a CBOR tag to `deserialize_any` as an enum: variant
+    /// `@@TAGGED@@`, a tuple of the tag number and the tagged item (this is
+    /// how its own `tag::Captured` reads tags). Keeping the tag makes the
+    /// serde path read what [`crate::Codec::decode_value`] reads, such as a
+    /// Python `datetime` (tag 0).
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+        let (variant, access): (String, _) = data.variant()?;
+        match variant.as_str() {
+            CIBORIUM_TAGGED => access.tuple_variant(2, TaggedVisitor),
+            CIBORIUM_UNTAGGED => access.newtype_variant(),
+            other => Err(de::Error::unknown_variant(
+                other,
+                &[CIBORIUM_TAGGED, CIBORIUM_UNTAGGED],
+            )),
+        }
+    }
+}
+
+/// The variant names of ciborium's serde representation of CBOR tags.
+const CIBORIUM_TAGGED: &str = "@@TAGGED@@";
+const CIBORIUM_UNTAGGED: &str = "@@UNTAGGED@@";
+
+/// Reads ciborium's `(tag, item)` pair of a tagged value.
+struct TaggedVisitor;
+
+impl<'de> Visitor<'de> for TaggedVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a CBOR tag and its item")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let tag: u64 = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let item: Value = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        Ok(Value::Tag(tag, Box::new(item)))
+    }
 }
 
 #[cfg(test)]
@@ -367,6 +439,65 @@ mod tests {
         assert_eq!(v.get("missing"), None);
         assert_eq!(Value::from("x").get("x"), None);
         assert_eq!(Value::from(None::<i32>), Value::Null);
+    }
+
+    #[test]
+    fn serde_bignums_become_tags_like_decode_value() {
+        use serde::de::value::Error;
+        let visit_i = |v: i128| ValueVisitor.visit_i128::<Error>(v).unwrap();
+        let visit_u = |v: u128| ValueVisitor.visit_u128::<Error>(v).unwrap();
+        let tag = |t: u64, bytes: &[u8]| Value::Tag(t, Box::new(Value::Bytes(bytes.to_vec())));
+        let two_64 = [1, 0, 0, 0, 0, 0, 0, 0, 0];
+        // The native range stays integers, up to both of its ends.
+        assert_eq!(visit_i(MAX_NATIVE), Value::from(u64::MAX));
+        assert_eq!(visit_i(MIN_NATIVE), Value::Integer(-(1 << 64)));
+        assert_eq!(visit_u(7), Value::from(7));
+        // Beyond it, the bignum cbor2 writes: 2^64 and -2^64 - 1.
+        assert_eq!(visit_i(MAX_NATIVE + 1), tag(2, &two_64));
+        assert_eq!(visit_u(1 << 64), tag(2, &two_64));
+        assert_eq!(visit_i(MIN_NATIVE - 1), tag(3, &two_64));
+        assert_eq!(visit_u(u128::MAX), tag(2, &[0xff; 16]));
+        assert_eq!(
+            visit_i(i128::MIN),
+            tag(3, &[[0x7f].as_slice(), &[0xff; 15]].concat())
+        );
+        // Through ciborium, as a service decodes a payload.
+        let cbor = [0xc2, 0x49, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let value: Value = ciborium::from_reader(&cbor[..]).unwrap();
+        assert_eq!(value, tag(2, &two_64));
+    }
+
+    #[test]
+    fn serde_path_keeps_cbor_tags() {
+        // {"at": <tag 0>"2024-01-02T03:04:05Z", "n": <tag 1>[<tag 258>[1]]}
+        let mut cbor = vec![0xa2, 0x62, b'a', b't', 0xc0, 0x74];
+        cbor.extend_from_slice(b"2024-01-02T03:04:05Z");
+        cbor.extend_from_slice(&[0x61, b'n', 0xc1, 0x81, 0xd9, 0x01, 0x02, 0x81, 0x01]);
+        let expected = Value::map([
+            (
+                "at",
+                Value::Tag(0, Box::new(Value::from("2024-01-02T03:04:05Z"))),
+            ),
+            (
+                "n",
+                Value::Tag(
+                    1,
+                    Box::new(Value::Array(vec![Value::Tag(
+                        258,
+                        Box::new(Value::Array(vec![Value::from(1)])),
+                    )])),
+                ),
+            ),
+        ]);
+        let value: Value = ciborium::from_reader(&cbor[..]).unwrap();
+        assert_eq!(value, expected);
+        // A tagged value inside a typed payload.
+        #[derive(Debug, serde::Deserialize)]
+        struct Typed {
+            at: Value,
+        }
+        let typed: Typed = ciborium::from_reader(&cbor[..]).unwrap();
+        assert_eq!(Some(&typed.at), expected.get("at"));
     }
 
     #[test]
