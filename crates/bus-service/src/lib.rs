@@ -1,1 +1,70 @@
-//! The service runtime of the bus (work in progress).
+//! The service runtime of the bus: write handlers, and the runtime takes
+//! care of the rest, wire-compatible with eventail 2.3.6.
+//!
+//! - **Topology**: the four exchanges, the shared durable queues
+//!   `<service>.events` and `<service>.commands` (so instances share the
+//!   load), their bindings, an exclusive configuration queue.
+//! - **Message safety**: publisher confirms; a delivery is acked only once
+//!   every message its handler published is confirmed; one redelivery, then
+//!   the dead-letter exchange; invalid messages dead-lettered at once.
+//! - **Supervision**: reconnection with backoff over several brokers,
+//!   stall detection, graceful shutdown on signals.
+//!
+//! Two ways to write handlers, on one runtime: the [`Service`] trait
+//! (eventail's dynamic form) and the typed [`Router`], built on it.
+//!
+//! The path of a message, one file each: [`dispatch`](crate) (delivery →
+//! handler), `context` (publish), `outbox` (confirms), `ledger` (ack after
+//! confirm), `session` (the loop that ties them), `supervisor` (reconnect).
+//! The long-form docs are in `docs/`.
+
+mod amqp;
+mod batch;
+mod builder;
+mod client;
+mod config;
+mod connect;
+mod consumers;
+mod context;
+mod dispatch;
+mod error;
+mod handler;
+mod health;
+mod ledger;
+mod logs;
+mod message;
+mod observe;
+mod outbox;
+mod publisher;
+mod reconnect;
+mod router;
+mod runtime;
+mod service;
+mod session;
+mod signals;
+mod supervisor;
+mod timers;
+mod topology;
+
+pub use batch::Batch;
+pub use builder::{ServiceBuilder, ServiceHandle};
+pub use client::{CallOptions, Client, Reply};
+pub use config::{
+    DEFAULT_CONFIRM_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_PREFETCH, DEFAULT_RETRY_DELAY,
+};
+pub use context::{Context, DeliveryRef};
+pub use error::{CallError, ConnectError, LogError, PublishError, RunError};
+pub use handler::{HandlerError, HandlerResult, IntoHandlerResult, Outcome};
+pub use health::{Counters, Health, ServiceState};
+pub use logs::{BusLogLayer, BusLogger};
+pub use message::Message;
+pub use observe::TraceEvent;
+pub use publisher::Publisher;
+pub use reconnect::ReconnectPolicy;
+pub use router::Router;
+pub use service::{Returned, Service, Subscriptions};
+pub use signals::termination_signal;
+pub use timers::TimerId;
+
+/// The protocol crate, re-exported so services need one dependency.
+pub use bus_core;

@@ -1,0 +1,266 @@
+//! Request/reply: send a command and wait for its result.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bus_core::{
+    Codec, Meta, OutgoingMessage, Status, Value, new_conversation_id, new_correlation_id,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use crate::builder::{ServiceBuilder, ServiceHandle};
+use crate::error::{CallError, ConnectError, PublishError, RunError};
+use crate::health::ServiceState;
+use crate::service::{Returned, Service};
+use crate::{Context, HandlerResult, Message, Outcome};
+
+/// The result of a command.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// `success`, `error` (or whatever the service sent).
+    pub status: Status,
+    /// The conversation id.
+    pub conversation_id: String,
+    /// The correlation id of the call.
+    pub correlation_id: String,
+    /// Broker metadata of the result.
+    pub meta: Meta,
+    codec: Codec,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    /// Decodes the payload into `T`.
+    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, bus_core::DecodeError> {
+        self.codec.decode(&self.body)
+    }
+
+    /// Decodes the payload into a dynamic value.
+    pub fn value(&self) -> Result<Value, bus_core::DecodeError> {
+        self.codec.decode_value(&self.body)
+    }
+
+    /// The codec of the payload.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The encoded payload.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+type Waiter = oneshot::Sender<Result<Reply, CallError>>;
+
+#[derive(Default)]
+struct Calls {
+    /// Correlation id → (command, waiter).
+    pending: Mutex<HashMap<String, (String, Waiter)>>,
+}
+
+impl Calls {
+    fn take(&self, correlation_id: &str) -> Option<(String, Waiter)> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(correlation_id)
+    }
+}
+
+/// The service behind a client: results come back on its exclusive queue.
+struct ReplyService {
+    calls: Arc<Calls>,
+}
+
+impl Service for ReplyService {
+    async fn handle_result(&self, _ctx: Context, msg: Message) -> HandlerResult {
+        let Some(correlation_id) = msg.correlation_id() else {
+            return Ok(Outcome::Done);
+        };
+        if let Some((_, waiter)) = self.calls.take(correlation_id) {
+            let reply = Reply {
+                status: msg.status().cloned().unwrap_or(Status::Success),
+                conversation_id: msg.conversation_id().to_owned(),
+                correlation_id: correlation_id.to_owned(),
+                meta: msg.meta().clone(),
+                codec: msg.codec(),
+                body: msg.body().to_vec(),
+            };
+            let _ = waiter.send(Ok(reply));
+        }
+        Ok(Outcome::Done)
+    }
+
+    async fn handle_returned(&self, _ctx: Context, returned: Returned) {
+        if let Some(correlation_id) = returned.correlation_id() {
+            if let Some((command, waiter)) = self.calls.take(correlation_id) {
+                let _ = waiter.send(Err(CallError::Unroutable { command }));
+            }
+        }
+    }
+}
+
+/// Sends commands and waits for their results. Many concurrent calls share
+/// one exclusive reply queue; each has a unique correlation id.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use bus_service::{Client, ServiceBuilder};
+///
+/// let client = Client::connect(ServiceBuilder::new("ping"), Duration::from_secs(5)).await?;
+/// let reply = client
+///     .call("pong.EchoMessage", &serde_json::json!({"message": "hi"}), Duration::from_secs(5))
+///     .await?;
+/// println!("{}: {}", reply.status, reply.value()?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    ctx: Context,
+    reply_to: String,
+    calls: Arc<CallsHandle>,
+}
+
+struct CallsHandle {
+    calls: Arc<Calls>,
+    handle: tokio::sync::Mutex<Option<ServiceHandle>>,
+}
+
+impl std::fmt::Debug for CallsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Calls")
+    }
+}
+
+/// Per-call settings.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    /// How long to wait for the result.
+    pub timeout: Duration,
+    /// The conversation id; a fresh one when `None`.
+    pub conversation_id: Option<String>,
+}
+
+impl Client {
+    /// Starts a client from a builder (name, URLs, codec...), and waits up
+    /// to `timeout` for its reply queue. Its queues are exclusive, and its
+    /// results are routed with `<name>.reply-<unique id>`. Unlike a service,
+    /// it fails at once when no broker accepts the first connection.
+    pub async fn connect(builder: ServiceBuilder, timeout: Duration) -> Result<Client, RunError> {
+        let calls = Arc::new(Calls::default());
+        let reply_to = format!("{}.reply-{}", builder.name(), &new_correlation_id()[..12]);
+        let handle = builder
+            .exclusive_queues()
+            .fail_fast()
+            .command_keys([reply_to.clone()])
+            .start(ReplyService {
+                calls: Arc::clone(&calls),
+            })?;
+        let health = handle.health();
+        let mut states = health.subscribe();
+        let _ = tokio::time::timeout(
+            timeout,
+            states.wait_for(|s| matches!(s, ServiceState::Ready | ServiceState::Stopped)),
+        )
+        .await;
+        if !health.is_ready() {
+            handle.shutdown();
+            let error = health.last_error().unwrap_or(ConnectError::TimedOut {
+                address: "the broker".into(),
+                timeout,
+            });
+            return Err(RunError::Connect(error));
+        }
+        Ok(Client {
+            ctx: handle.context(),
+            reply_to,
+            calls: Arc::new(CallsHandle {
+                calls,
+                handle: tokio::sync::Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The routing key results come back with.
+    pub fn reply_to(&self) -> &str {
+        &self.reply_to
+    }
+
+    /// Sends `command` with `payload` and waits up to `timeout` for its result.
+    pub async fn call<T: Serialize + ?Sized>(
+        &self,
+        command: &str,
+        payload: &T,
+        timeout: Duration,
+    ) -> Result<Reply, CallError> {
+        self.call_with(
+            command,
+            payload,
+            CallOptions {
+                timeout,
+                conversation_id: None,
+            },
+        )
+        .await
+    }
+
+    /// [`call`](Self::call) with every option.
+    pub async fn call_with<T: Serialize + ?Sized>(
+        &self,
+        command: &str,
+        payload: &T,
+        options: CallOptions,
+    ) -> Result<Reply, CallError> {
+        let body = self
+            .ctx
+            .codec()
+            .encode(payload)
+            .map_err(PublishError::from)?;
+        let conversation_id = options.conversation_id.unwrap_or_else(new_conversation_id);
+        let correlation_id = new_correlation_id();
+        let message = OutgoingMessage::command(
+            command,
+            self.ctx.codec(),
+            body,
+            &conversation_id,
+            &self.reply_to,
+            &correlation_id,
+        )
+        .map_err(PublishError::from)?;
+        let (tx, rx) = oneshot::channel();
+        self.calls
+            .calls
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(correlation_id.clone(), (command.to_owned(), tx));
+        let exchange = async {
+            self.ctx.publish(message).await?;
+            rx.await
+                .unwrap_or(Err(CallError::Publish(PublishError::Stopped)))
+        };
+        let outcome = tokio::time::timeout(options.timeout, exchange).await;
+        self.calls.calls.take(&correlation_id);
+        match outcome {
+            Ok(result) => result,
+            Err(_) => Err(CallError::TimedOut {
+                command: command.to_owned(),
+                timeout: options.timeout,
+            }),
+        }
+    }
+
+    /// Stops the client's connection.
+    pub async fn close(&self) -> Result<(), RunError> {
+        let handle = self.calls.handle.lock().await.take();
+        match handle {
+            Some(handle) => handle.stop().await,
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Publisher confirms: every message the service publishes gets a stable
+//! id, is sent on the confirm channel by one sender task per session, and
+//! stays in the outbox until the broker confirms it.
+//!
+//! - The broker numbers publishes on a channel from 1. Only the sender task
+//!   publishes on the confirm channel, so its counter is the broker's.
+//! - A nacked message is sent again after the retry delay, under a new
+//!   sequence number but the same id, so whatever waits for it keeps waiting.
+//! - When a session ends, messages published for one of its deliveries are
+//!   dropped: the broker redelivers the delivery and its handler publishes
+//!   them again. Every other message is sent again on the next session.
+//!
+//! See `docs/protocol.md`, "Acknowledgement and dead letters".
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use amqprs::channel::{BasicPublishArguments, Channel};
+use bus_core::OutgoingMessage;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::amqp::to_amqp;
+use crate::error::PublishError;
+use crate::observe::{Observer, TraceEvent};
+
+/// The outbox's own number for a message, stable across republishes.
+pub(crate) type PublishId = u64;
+
+/// How many publish requests may wait for the sender task before
+/// publishers are slowed down.
+const QUEUE_CAPACITY: usize = 4096;
+
+/// Who a message was published for; decides what happens across sessions.
+pub(crate) enum Owner {
+    /// Published while handling a delivery of session `generation`.
+    Delivery { generation: u64 },
+    /// Published by anything else (a Publisher, a timer, a hook): kept
+    /// until confirmed, across sessions. The waiter learns the outcome.
+    Free {
+        waiter: Option<oneshot::Sender<Result<(), PublishError>>>,
+    },
+}
+
+enum State {
+    /// Waiting in the sender queue.
+    Queued,
+    /// Sent on the current channel, waiting for its confirm.
+    InFlight,
+    /// Sent on a channel that died before confirming it: to be sent again
+    /// first thing on the next channel.
+    Resend,
+    /// Nacked; a timer will queue it again.
+    AwaitingRetry,
+}
+
+struct Pending {
+    message: Arc<OutgoingMessage>,
+    owner: Owner,
+    state: State,
+}
+
+#[derive(Default)]
+struct Book {
+    next_id: PublishId,
+    /// The session whose channel is attached; 0 before the first one.
+    generation: u64,
+    attached: bool,
+    pending: HashMap<PublishId, Pending>,
+    /// Sequence number on the current channel -> id and send time.
+    in_flight: BTreeMap<u64, (PublishId, Instant)>,
+}
+
+/// What a publisher confirm meant.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Confirmation {
+    /// Ids the broker took responsibility for.
+    pub(crate) confirmed: Vec<PublishId>,
+    /// Ids the broker refused; they will be sent again.
+    pub(crate) nacked: Vec<PublishId>,
+}
+
+/// The store of unconfirmed messages, shared by every publisher of a service.
+pub(crate) struct Outbox {
+    book: Mutex<Book>,
+    queue_tx: mpsc::Sender<PublishId>,
+    queue_rx: tokio::sync::Mutex<mpsc::Receiver<PublishId>>,
+    retry_delay: Duration,
+    observer: Observer,
+}
+
+impl Outbox {
+    pub(crate) fn new(retry_delay: Duration, observer: Observer) -> Arc<Outbox> {
+        let (queue_tx, queue_rx) = mpsc::channel(QUEUE_CAPACITY);
+        Arc::new(Outbox {
+            book: Mutex::new(Book::default()),
+            queue_tx,
+            queue_rx: tokio::sync::Mutex::new(queue_rx),
+            retry_delay,
+            observer,
+        })
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        // A panic while holding this lock cannot leave the book half
+        // updated in a way later code relies on, so poisoning is ignored.
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a message for publication and returns its id. Waits only when
+    /// the queue is full.
+    pub(crate) async fn publish(
+        &self,
+        message: OutgoingMessage,
+        owner: Owner,
+    ) -> Result<PublishId, PublishError> {
+        let id = {
+            let mut book = self.book();
+            if let Owner::Delivery { generation } = owner {
+                if !book.attached || generation != book.generation {
+                    return Err(PublishError::DeliveryLost);
+                }
+            }
+            book.next_id += 1;
+            let id = book.next_id;
+            book.pending.insert(
+                id,
+                Pending {
+                    message: Arc::new(message),
+                    owner,
+                    state: State::Queued,
+                },
+            );
+            id
+        };
+        if self.queue_tx.send(id).await.is_err() {
+            self.book().pending.remove(&id);
+            return Err(PublishError::Stopped);
+        }
+        Ok(id)
+    }
+
+    /// Whether `id` still waits for its confirm.
+    pub(crate) fn is_pending(&self, id: PublishId) -> bool {
+        self.book().pending.contains_key(&id)
+    }
+
+    /// Number of messages not yet confirmed.
+    pub(crate) fn pending_count(&self) -> usize {
+        self.book().pending.len()
+    }
+
+    /// How long the oldest message in flight has waited for its confirm.
+    pub(crate) fn oldest_in_flight(&self) -> Option<Duration> {
+        self.book()
+            .in_flight
+            .first_key_value()
+            .map(|(_, (_, sent))| sent.elapsed())
+    }
+
+    /// Starts a session on a fresh confirm channel: drops the messages of
+    /// the previous session's deliveries, sends the others again, and runs
+    /// the sender task until `stop` is cancelled.
+    pub(crate) fn attach(
+        self: &Arc<Self>,
+        channel: Channel,
+        generation: u64,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let resend: VecDeque<PublishId> = {
+            let mut book = self.book();
+            book.generation = generation;
+            book.attached = true;
+            book.in_flight.clear();
+            for p in book.pending.values_mut() {
+                if matches!(p.state, State::InFlight) {
+                    p.state = State::Resend;
+                }
+            }
+            let stale: Vec<PublishId> = book
+                .pending
+                .iter()
+                .filter(|(_, p)| matches!(p.owner, Owner::Delivery { generation: g } if g != generation))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in stale {
+                book.pending.remove(&id);
+            }
+            let mut resend: Vec<PublishId> = book
+                .pending
+                .iter()
+                .filter(|(_, p)| matches!(p.state, State::Resend))
+                .map(|(id, _)| *id)
+                .collect();
+            resend.sort_unstable();
+            resend.into()
+        };
+        let outbox = Arc::clone(self);
+        tokio::spawn(async move { outbox.run_sender(channel, resend, stop).await })
+    }
+
+    /// Marks the end of a session: nothing is in flight any more.
+    pub(crate) fn detach(&self) {
+        let mut book = self.book();
+        book.attached = false;
+        book.in_flight.clear();
+        for p in book.pending.values_mut() {
+            if matches!(p.state, State::InFlight) {
+                // Sent on a dead channel: its fate is unknown, so it goes
+                // again on the next one (at-least-once).
+                p.state = State::Resend;
+            }
+        }
+    }
+
+    async fn run_sender(
+        self: Arc<Self>,
+        channel: Channel,
+        mut resend: VecDeque<PublishId>,
+        stop: CancellationToken,
+    ) {
+        let mut queue = self.queue_rx.lock().await;
+        let mut next_seq: u64 = 1;
+        loop {
+            let id = match resend.pop_front() {
+                Some(id) => id,
+                None => tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return,
+                    id = queue.recv() => match id {
+                        Some(id) => id,
+                        None => return,
+                    },
+                },
+            };
+            let Some(message) = self.take_for_sending(id, next_seq) else {
+                continue;
+            };
+            let seq = next_seq;
+            next_seq += 1;
+            let args = BasicPublishArguments::new(message.exchange.name(), &message.routing_key)
+                .mandatory(message.mandatory)
+                .finish();
+            let publish =
+                channel.basic_publish(to_amqp(&message.properties), message.body.clone(), args);
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                result = publish => {
+                    if let Err(error) = result {
+                        // The channel is gone; the session notices and ends.
+                        tracing::debug!(%error, "publish failed on a closing channel");
+                        return;
+                    }
+                }
+            }
+            self.observer.emit(TraceEvent::Published { id, seq });
+        }
+    }
+
+    /// Records that `id` goes out as `seq`, or says to skip it.
+    fn take_for_sending(&self, id: PublishId, seq: u64) -> Option<Arc<OutgoingMessage>> {
+        let mut book = self.book();
+        let generation = book.generation;
+        let pending = book.pending.get_mut(&id)?;
+        if let Owner::Delivery { generation: g } = pending.owner {
+            if g != generation {
+                book.pending.remove(&id);
+                return None;
+            }
+        }
+        if !matches!(pending.state, State::Queued | State::Resend) {
+            return None;
+        }
+        pending.state = State::InFlight;
+        let message = Arc::clone(&pending.message);
+        book.in_flight.insert(seq, (id, Instant::now()));
+        Some(message)
+    }
+
+    /// Applies a publisher confirm from the broker.
+    pub(crate) fn confirm(self: &Arc<Self>, ack: bool, tag: u64, multiple: bool) -> Confirmation {
+        let mut outcome = Confirmation::default();
+        let mut book = self.book();
+        let seqs: Vec<u64> = if multiple {
+            book.in_flight.range(..=tag).map(|(s, _)| *s).collect()
+        } else {
+            vec![tag]
+        };
+        for seq in seqs {
+            let Some((id, _)) = book.in_flight.remove(&seq) else {
+                continue;
+            };
+            if ack {
+                if let Some(pending) = book.pending.remove(&id) {
+                    if let Owner::Free {
+                        waiter: Some(waiter),
+                    } = pending.owner
+                    {
+                        let _ = waiter.send(Ok(()));
+                    }
+                }
+                self.observer.emit(TraceEvent::Confirmed { id });
+                outcome.confirmed.push(id);
+            } else if let Some(pending) = book.pending.get_mut(&id) {
+                pending.state = State::AwaitingRetry;
+                self.observer.emit(TraceEvent::BrokerNacked { id });
+                outcome.nacked.push(id);
+            }
+        }
+        drop(book);
+        for id in &outcome.nacked {
+            self.schedule_retry(*id);
+        }
+        outcome
+    }
+
+    fn schedule_retry(self: &Arc<Self>, id: PublishId) {
+        let outbox = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(outbox.retry_delay).await;
+            let requeue = match outbox.book().pending.get_mut(&id) {
+                Some(p) if matches!(p.state, State::AwaitingRetry) => {
+                    p.state = State::Queued;
+                    true
+                }
+                _ => false,
+            };
+            if requeue {
+                tracing::info!(id, "sending a nacked message again");
+                let _ = outbox.queue_tx.send(id).await;
+            }
+        });
+    }
+
+    /// Fails every waiter: the service is stopping for good.
+    pub(crate) fn close(&self) {
+        let mut book = self.book();
+        for (_, pending) in book.pending.drain() {
+            if let Owner::Free {
+                waiter: Some(waiter),
+            } = pending.owner
+            {
+                let _ = waiter.send(Err(PublishError::Stopped));
+            }
+        }
+        book.in_flight.clear();
+    }
+}
