@@ -3,7 +3,8 @@
 use std::sync::{Mutex, MutexGuard};
 
 /// Takes the process-wide lock for tests that touch the broker globally
-/// (stopping the app, lowering the memory watermark, closing connections).
+/// (stopping the app, lowering the memory watermark). Closing a connection
+/// the test opened itself, found by its unique name, needs no lock.
 ///
 /// Cargo runs test binaries one after another, so such tests only need to
 /// exclude each other within their own binary: put them all in one test
