@@ -16,7 +16,7 @@ use bus_service::{Context, HandlerResult, Message, Outcome, Service, ServiceStat
 use bus_test_support::{QueueCleanup, amqp_url, rabbitmqctl, unique};
 use probe::{
     NOT_FOUND, PRECONDITION_FAILED, Probe, RESOURCE_LOCKED, WAIT, bound_queues, builder, queue_row,
-    recorder, start, start_in_state, stop, wait_for_queue_row,
+    queue_rows, recorder, start, start_in_state, stop, wait_for_queue_row,
 };
 use tokio::sync::Semaphore;
 
@@ -163,12 +163,16 @@ async fn shared_queues_are_durable_and_bound_with_exactly_the_given_keys() {
     .await;
 
     let probe = Probe::open().await;
+    let rows = queue_rows(&["durable", "exclusive", "auto_delete"], |name| {
+        name == events_queue(&svc) || name == commands_queue(&svc)
+    });
+    assert_eq!(rows.len(), 2, "both queues exist: {rows:?}");
+    for row in &rows {
+        assert_eq!(row["durable"], true, "{row}");
+        assert_eq!(row["exclusive"], false, "{row}");
+        assert_eq!(row["auto_delete"], false, "{row}");
+    }
     for queue in [events_queue(&svc), commands_queue(&svc)] {
-        let row = queue_row(&queue, &["durable", "exclusive", "auto_delete"])
-            .unwrap_or_else(|| panic!("{queue} exists"));
-        assert_eq!(row["durable"], true, "{queue}: {row}");
-        assert_eq!(row["exclusive"], false, "{queue}: {row}");
-        assert_eq!(row["auto_delete"], false, "{queue}: {row}");
         let same = QueueDeclareArguments::durable_client_named(&queue);
         assert_eq!(probe.try_declare_queue(same).await, Ok(()), "{queue}");
         let transient = QueueDeclareArguments::new(&queue);
@@ -178,13 +182,10 @@ async fn shared_queues_are_durable_and_bound_with_exactly_the_given_keys() {
             "{queue} is durable"
         );
     }
+    let (wild, command) = (format!("{svc}.wild.*"), format!("{svc}.Do"));
     assert_eq!(
-        bound_queues("events", &format!("{svc}.wild.*")),
-        [events_queue(&svc)]
-    );
-    assert_eq!(
-        bound_queues("commands", &format!("{svc}.Do")),
-        [commands_queue(&svc)]
+        bound_queues(&[("events", &wild), ("commands", &command)]),
+        [[events_queue(&svc)], [commands_queue(&svc)]]
     );
 
     // Unbound keys first: the events queue is FIFO, so had they been routed
@@ -272,7 +273,7 @@ async fn the_configuration_queue_is_exclusive_and_server_named() {
     )
     .await;
 
-    let queues = bound_queues("configurations", &config_key);
+    let queues = bound_queues(&[("configurations", &config_key)]).remove(0);
     assert_eq!(
         queues.len(),
         1,
@@ -323,15 +324,15 @@ async fn exclusive_queues_mode_leaves_no_shared_queue_behind() {
     let probe = Probe::open().await;
     assert!(!probe.queue_exists(&events_queue(&svc)).await);
     assert!(!probe.queue_exists(&commands_queue(&svc)).await);
-    let mut queues = Vec::new();
-    for (exchange, key) in [("events", &event_key), ("commands", &command_key)] {
-        let bound = bound_queues(exchange, key);
-        assert_eq!(bound.len(), 1, "{exchange} {key}: {bound:?}");
-        let queue = bound[0].clone();
-        assert!(queue.starts_with("amq.gen-"), "server-named: {queue}");
-        let row = queue_row(&queue, &["exclusive"]).expect("listed");
+    let bound = bound_queues(&[("events", &event_key), ("commands", &command_key)]);
+    let queues: Vec<String> = bound.concat();
+    assert_eq!(queues.len(), 2, "one queue per key: {bound:?}");
+    let rows = queue_rows(&["exclusive"], |name| queues.iter().any(|q| q == name));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        let name = row["name"].as_str().unwrap();
+        assert!(name.starts_with("amq.gen-"), "server-named: {name}");
         assert_eq!(row["exclusive"], true, "{row}");
-        queues.push(queue);
     }
 
     let conversation = unique("conv");
@@ -341,9 +342,8 @@ async fn exclusive_queues_mode_leaves_no_shared_queue_behind() {
     assert_eq!(handled.next("the event").await.routing_key(), event_key);
 
     stop(handle).await;
-    for queue in &queues {
-        assert!(queue_row(queue, &[]).is_none(), "{queue} is gone");
-    }
+    let left = queue_rows(&[], |name| queues.iter().any(|q| q == name));
+    assert!(left.is_empty(), "gone with the connection: {left:?}");
     assert!(!probe.queue_exists(&events_queue(&svc)).await);
     probe.close().await;
 }
@@ -402,17 +402,25 @@ async fn unacked_while_blocked(prefetch: Option<u16>) -> u64 {
         .expect("open")
         .forget();
     let columns = ["messages_ready", "messages_unacknowledged"];
-    let row = wait_for_queue_row(&queue, &columns, |r| {
+    let all_queued = |r: &serde_json::Value| {
         r["messages_ready"].as_u64().unwrap_or(0)
             + r["messages_unacknowledged"].as_u64().unwrap_or(0)
             == 6
             && r["messages_unacknowledged"].as_u64().unwrap_or(0) > 0
-    })
-    .await;
-    // The broker sends no more while the handler blocks: the count stays.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let again = queue_row(&queue, &columns).expect("listed");
-    assert_eq!(row, again, "stable while the handler blocks");
+    };
+    // The broker sends up to the prefetch, then no more while the handler
+    // blocks: wait until two readings agree.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut row = wait_for_queue_row(&queue, &columns, all_queued).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let again = queue_row(&queue, &columns).expect("listed");
+        if again == row {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "settles: {again}");
+        row = again;
+    }
 
     gate.add_permits(6);
     wait_for_queue_row(&queue, &columns, |r| {

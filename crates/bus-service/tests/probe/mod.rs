@@ -457,22 +457,23 @@ pub(crate) async fn wait_for_queue_row(
     columns: &[&str],
     check: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    // Each rabbitmqctl call boots an Erlang VM: slow on a busy machine.
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
     loop {
         let row = queue_row(queue, columns);
         if let Some(row) = row.as_ref().filter(|r| check(r)) {
             return row.clone();
         }
         if tokio::time::Instant::now() >= deadline {
-            panic!("queue {queue}: condition not met within {WAIT:?}; last row: {row:?}");
+            panic!("queue {queue}: condition not met in time; last row: {row:?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// The queues bound to `exchange` with `routing_key`, from
+/// For each `(exchange, routing key)`, the queues bound with it, from one
 /// `rabbitmqctl list_bindings`.
-pub(crate) fn bound_queues(exchange: &str, routing_key: &str) -> Vec<String> {
+pub(crate) fn bound_queues(bindings: &[(&str, &str)]) -> Vec<Vec<String>> {
     let vhost = vhost();
     let out = rabbitmqctl::run(&[
         "-q",
@@ -488,13 +489,18 @@ pub(crate) fn bound_queues(exchange: &str, routing_key: &str) -> Vec<String> {
     ])
     .expect("rabbitmqctl list_bindings");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON rows");
-    rows.iter()
-        .filter(|r| {
-            r["source_name"] == exchange
-                && r["routing_key"] == routing_key
-                && r["destination_kind"] == "queue"
+    bindings
+        .iter()
+        .map(|(exchange, routing_key)| {
+            rows.iter()
+                .filter(|r| {
+                    r["source_name"] == *exchange
+                        && r["routing_key"] == *routing_key
+                        && r["destination_kind"] == "queue"
+                })
+                .filter_map(|r| r["destination_name"].as_str().map(str::to_owned))
+                .collect()
         })
-        .filter_map(|r| r["destination_name"].as_str().map(str::to_owned))
         .collect()
 }
 
