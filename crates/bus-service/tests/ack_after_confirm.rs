@@ -173,17 +173,12 @@ async fn deliveries_are_acked_only_after_their_outputs_are_confirmed_and_pipelin
     let event = format!("{svc}.Out");
     let probe = Probe::open().await;
     probe
-        .channel()
-        .queue_declare(QueueDeclareArguments::durable_client_named(&sink))
-        .await
-        .unwrap();
-    probe
-        .channel()
-        .queue_bind(amqprs::channel::QueueBindArguments::new(
-            &sink, "events", &event,
-        ))
-        .await
-        .unwrap();
+        .declare_bound(
+            QueueDeclareArguments::durable_client_named(&sink),
+            "events",
+            &event,
+        )
+        .await;
 
     let (trace, observer) = recording();
     let handle = start(
@@ -263,23 +258,15 @@ async fn a_nacked_output_is_published_again_and_the_ack_waits_for_it() {
         "x-overflow".try_into().unwrap(),
         FieldValue::S("reject-publish".try_into().unwrap()),
     );
-    let (full, _, _) = probe
-        .channel()
-        .queue_declare(
+    let full = probe
+        .declare_bound(
             QueueDeclareArguments::exclusive_server_named()
                 .arguments(arguments)
                 .finish(),
+            "events",
+            &event,
         )
-        .await
-        .unwrap()
-        .unwrap();
-    probe
-        .channel()
-        .queue_bind(amqprs::channel::QueueBindArguments::new(
-            &full, "events", &event,
-        ))
-        .await
-        .unwrap();
+        .await;
     probe
         .publish(
             "",
@@ -288,17 +275,8 @@ async fn a_nacked_output_is_published_again_and_the_ack_waits_for_it() {
             b"filler".to_vec(),
         )
         .await;
-    let count = || async {
-        let (_, messages, _) = probe
-            .channel()
-            .queue_declare(QueueDeclareArguments::new(&full).passive(true).finish())
-            .await
-            .unwrap()
-            .unwrap();
-        messages
-    };
     let deadline = tokio::time::Instant::now() + WAIT;
-    while count().await < 1 {
+    while probe.message_count(&full).await < 1 {
         assert!(tokio::time::Instant::now() < deadline, "filler queued");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -396,13 +374,7 @@ async fn a_nacked_output_is_published_again_and_the_ack_waits_for_it() {
     );
 
     // The message finally in the queue is the republished output.
-    let (_, messages, _) = probe
-        .channel()
-        .queue_declare(QueueDeclareArguments::new(&full).passive(true).finish())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(messages, 1);
+    assert_eq!(probe.message_count(&full).await, 1);
     let got = probe
         .channel()
         .basic_get(BasicGetArguments::new(&full).no_ack(true).finish())

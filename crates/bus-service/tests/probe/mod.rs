@@ -236,6 +236,37 @@ impl Probe {
         Listener { queue, rx }
     }
 
+    /// Declares a queue and binds it to `exchange` with `key`; returns its name.
+    pub(crate) async fn declare_bound(
+        &self,
+        args: QueueDeclareArguments,
+        exchange: &str,
+        key: &str,
+    ) -> String {
+        let (queue, _, _) = self
+            .channel
+            .queue_declare(args)
+            .await
+            .expect("declare queue")
+            .expect("declare-ok");
+        self.channel
+            .queue_bind(QueueBindArguments::new(&queue, exchange, key))
+            .await
+            .expect("bind queue");
+        queue
+    }
+
+    /// The number of ready messages in `queue`.
+    pub(crate) async fn message_count(&self, queue: &str) -> u32 {
+        let (_, messages, _) = self
+            .channel
+            .queue_declare(QueueDeclareArguments::new(queue).passive(true).finish())
+            .await
+            .expect("passive declare")
+            .expect("declare-ok");
+        messages
+    }
+
     /// Declares a non-durable exchange that goes away with its last binding.
     pub(crate) async fn declare_exchange(&self, name: &str, kind: &str) {
         self.channel
