@@ -4,9 +4,12 @@
 //!   the RabbitMQ broker the tests use (see [`broker`]).
 //! - `cargo xtask test` gets that broker, then runs every test of the
 //!   workspace (see [`test`]).
+//! - `cargo xtask bench` measures our `pong` against a raw amqprs echo and
+//!   eventail, and writes `docs/performance.md` (see [`bench`]).
 //!
 //! Every failure ends with one line on stderr and a non-zero exit code.
 
+mod bench;
 mod broker;
 mod launch;
 mod paths;
@@ -50,6 +53,9 @@ enum Command {
     },
     /// Get a broker (as `broker up`), then run all unit, integration and doc tests.
     Test(WaitArgs),
+    /// Benchmark our pong against a raw amqprs echo and eventail's pong
+    /// (release builds), and write the results to docs/performance.md.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -101,5 +107,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             BrokerAction::Status => broker::status(&target),
         },
         Command::Test(args) => test::run(&target, Duration::from_secs(args.timeout)),
+        Command::Bench(args) => bench::run(&target, &args),
     }
 }
