@@ -5,6 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
 /// A syslog severity, from `Emergency` (0, worst) to `Debug` (7).
@@ -207,30 +208,18 @@ impl GelfRecord {
     /// The JSON object, fields in eventail's order. An additional field
     /// with the name of a built-in one replaces it, as in eventail.
     pub fn to_json(&self) -> Json {
-        let mut m = Map::new();
-        m.insert("version".into(), "1.1".into());
-        m.insert("short_message".into(), self.short_message.clone().into());
-        m.insert("full_message".into(), self.full_message.clone().into());
-        m.insert("level".into(), self.level.into());
-        m.insert(LEVELNAME.into(), self.log_level().name().into());
-        m.insert("host".into(), self.host.clone().into());
-        m.insert("timestamp".into(), float(self.timestamp));
-        m.insert(CONVERSATION_ID.into(), self.conversation_id.clone().into());
-        m.insert(LOGICAL_SERVICE.into(), self.logical_service.clone().into());
-        m.insert(
-            WORKER_PID.into(),
-            self.worker_pid.map_or(Json::Null, Json::from),
-        );
-        for (k, v) in &self.additional_fields {
-            m.insert(k.clone(), v.clone());
-        }
-        Json::Object(m)
+        serde_json::to_value(Body(self)).unwrap_or_default()
     }
 
     /// The body published on `logs`: the JSON object in UTF-8.
+    ///
+    /// Written straight from the record, without building [`to_json`]'s
+    /// map first: a service sends one per log line.
+    ///
+    /// [`to_json`]: GelfRecord::to_json
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serialising a JSON value with string keys cannot fail.
-        serde_json::to_vec(&self.to_json()).unwrap_or_default()
+        // Serialising text keys and JSON values cannot fail.
+        serde_json::to_vec(&Body(self)).unwrap_or_default()
     }
 
     /// Reads a record from a `logs` body. Missing fields are left empty, so
@@ -280,8 +269,62 @@ impl GelfRecord {
     }
 }
 
-fn float(f: f64) -> Json {
-    serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)
+/// The wire form of a record: built-in fields in eventail's order, each
+/// replaced in place by an additional field of the same name, then the
+/// other additional fields.
+struct Body<'a>(&'a GelfRecord);
+
+/// The value of a built-in field.
+enum Builtin<'a> {
+    Text(&'a str),
+    Unsigned(Option<u64>),
+    Float(f64),
+}
+
+impl Serialize for Builtin<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Builtin::Text(s) => serializer.serialize_str(s),
+            Builtin::Unsigned(Some(n)) => serializer.serialize_u64(n),
+            Builtin::Unsigned(None) => serializer.serialize_none(),
+            // serde_json writes NaN and infinities as null.
+            Builtin::Float(f) => serializer.serialize_f64(f),
+        }
+    }
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let extra = &r.additional_fields;
+        let builtins = [
+            ("version", Builtin::Text("1.1")),
+            ("short_message", Builtin::Text(&r.short_message)),
+            ("full_message", Builtin::Text(&r.full_message)),
+            ("level", Builtin::Unsigned(Some(u64::from(r.level)))),
+            (LEVELNAME, Builtin::Text(r.log_level().name())),
+            ("host", Builtin::Text(&r.host)),
+            ("timestamp", Builtin::Float(r.timestamp)),
+            (CONVERSATION_ID, Builtin::Text(&r.conversation_id)),
+            (LOGICAL_SERVICE, Builtin::Text(&r.logical_service)),
+            (WORKER_PID, Builtin::Unsigned(r.worker_pid)),
+        ];
+        let is_builtin = |key: &str| builtins.iter().any(|(k, _)| *k == key);
+        let others = extra.keys().filter(|k| !is_builtin(k)).count();
+        let mut map = serializer.serialize_map(Some(builtins.len() + others))?;
+        for (key, value) in &builtins {
+            match extra.get(*key) {
+                Some(replacement) => map.serialize_entry(key, replacement)?,
+                None => map.serialize_entry(key, value)?,
+            }
+        }
+        for (key, value) in extra {
+            if !is_builtin(key) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
 }
 
 #[cfg(test)]
@@ -355,6 +398,26 @@ mod tests {
         let json = r.to_json();
         assert_eq!(json["_conversation_id"], "other");
         assert_eq!(json.as_object().unwrap().len(), 10);
+        assert_eq!(
+            String::from_utf8(r.to_bytes()).unwrap(),
+            r#"{"version":"1.1","short_message":"s","full_message":"","level":6,"_levelname":"INFO","host":"pong@box","timestamp":0.0,"_conversation_id":"other","_logical_service":"pong","_worker_pid":42}"#
+        );
+    }
+
+    #[test]
+    fn bytes_and_json_agree() {
+        let mut r = GelfRecord::new(&source(), LogLevel::Debug, "é\"", "\n", "c", f64::NAN);
+        r.worker_pid = None;
+        r.additional_fields.insert("version".into(), Json::from(2));
+        r.add_field("list", serde_json::json!([1, {"a": null}]))
+            .unwrap();
+        let bytes = r.to_bytes();
+        assert_eq!(bytes, serde_json::to_vec(&r.to_json()).unwrap());
+        let json: Json = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["version"], 2);
+        assert_eq!(json["timestamp"], Json::Null);
+        assert_eq!(json["_worker_pid"], Json::Null);
+        assert_eq!(json.as_object().unwrap().len(), 11);
     }
 
     #[test]
