@@ -2,6 +2,7 @@
 //!
 //! See `docs/protocol.md`, section "Codecs".
 
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::Serialize;
@@ -89,7 +90,10 @@ impl Codec {
             serde_json::from_slice(b"null").map_err(|e| e.to_string())
         } else {
             match self {
-                Codec::Cbor => ciborium::from_reader(body).map_err(|e| e.to_string()),
+                Codec::Cbor => {
+                    with_scratch(|scratch| ciborium::de::from_reader_with_buffer(body, scratch))
+                        .map_err(|e| e.to_string())
+                }
                 Codec::Json => serde_json::from_slice(body).map_err(|e| e.to_string()),
             }
         };
@@ -134,7 +138,8 @@ impl Codec {
         match self {
             Codec::Cbor => {
                 let cbor: ciborium::Value =
-                    ciborium::from_reader(body).map_err(|e| err(e.to_string()))?;
+                    with_scratch(|scratch| ciborium::de::from_reader_with_buffer(body, scratch))
+                        .map_err(|e| err(e.to_string()))?;
                 Ok(from_cbor(cbor))
             }
             Codec::Json => {
@@ -144,6 +149,27 @@ impl Codec {
             }
         }
     }
+}
+
+/// The size of ciborium's scratch buffer, as `ciborium::from_reader` uses:
+/// text and byte strings up to this size are read through it.
+const SCRATCH_SIZE: usize = 4096;
+
+thread_local! {
+    /// `ciborium::from_reader` zeroes a fresh 4 KiB buffer on every call,
+    /// which costs more than decoding a small payload; one buffer per
+    /// thread, reused, does the same job.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
+}
+
+/// Runs `decode` with this thread's scratch buffer, or a fresh one when a
+/// decode is already running on this thread (a `Deserialize` impl that
+/// decodes CBOR itself).
+fn with_scratch<T>(decode: impl FnOnce(&mut [u8]) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => decode(&mut scratch),
+        Err(_) => decode(&mut [0; SCRATCH_SIZE]),
+    })
 }
 
 impl fmt::Display for Codec {
@@ -250,6 +276,68 @@ mod tests {
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Echo {
         message: String,
+    }
+
+    /// A payload that carries another CBOR payload as bytes, decoded while
+    /// the outer one is: the scratch buffer is already in use.
+    #[derive(Debug, PartialEq)]
+    struct Nested(Echo);
+
+    impl<'de> Deserialize<'de> for Nested {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Nested, D::Error> {
+            let bytes: serde_bytes_shim::Bytes = Deserialize::deserialize(d)?;
+            Codec::Cbor
+                .decode(&bytes.0)
+                .map(Nested)
+                .map_err(serde::de::Error::custom)
+        }
+    }
+
+    mod serde_bytes_shim {
+        /// CBOR bytes read into a vector.
+        pub(super) struct Bytes(pub(super) Vec<u8>);
+
+        impl<'de> serde::Deserialize<'de> for Bytes {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = Bytes;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("bytes")
+                    }
+                    fn visit_bytes<E>(self, v: &[u8]) -> Result<Bytes, E> {
+                        Ok(Bytes(v.to_vec()))
+                    }
+                }
+                d.deserialize_bytes(V)
+            }
+        }
+    }
+
+    #[test]
+    fn cbor_decodes_nest_and_repeat() {
+        let inner = Codec::Cbor
+            .encode(&Echo {
+                message: "hi".into(),
+            })
+            .unwrap();
+        let outer = Codec::Cbor.encode_value(&Value::Bytes(inner)).unwrap();
+        let nested: Nested = Codec::Cbor.decode(&outer).unwrap();
+        assert_eq!(
+            nested,
+            Nested(Echo {
+                message: "hi".into()
+            })
+        );
+        for text in ["a", "bb", &"long".repeat(2000)] {
+            let body = Codec::Cbor
+                .encode(&Echo {
+                    message: text.into(),
+                })
+                .unwrap();
+            let back: Echo = Codec::Cbor.decode(&body).unwrap();
+            assert_eq!(back.message, text);
+        }
     }
 
     #[test]
