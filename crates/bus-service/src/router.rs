@@ -32,6 +32,18 @@ impl Name {
             format!("{service}.{}", self.0)
         }
     }
+
+    /// Whether `key` is this name's routing key, without building it:
+    /// this runs for every delivery.
+    fn matches(&self, service: &str, key: &str) -> bool {
+        if self.0.contains('.') {
+            self.0 == key
+        } else {
+            key.strip_prefix(service)
+                .and_then(|rest| rest.strip_prefix('.'))
+                == Some(self.0.as_str())
+        }
+    }
 }
 
 /// A service made of typed handlers, one per routing key.
@@ -220,7 +232,7 @@ impl Router {
     fn named<'a>(routes: &'a [(Name, Handler)], service: &str, key: &str) -> Option<&'a Handler> {
         routes
             .iter()
-            .find(|(name, _)| name.key(service) == key)
+            .find(|(name, _)| name.matches(service, key))
             .map(|(_, h)| h)
     }
 }
@@ -302,5 +314,33 @@ impl Service for Router {
         if let Some(hook) = &self.on_unconfigured {
             hook(ctx).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Name;
+
+    #[test]
+    fn names_match_the_key_they_build() {
+        let relative = Name("EchoMessage".into());
+        let absolute = Name("ping.EchoReturn".into());
+        for (name, key) in [
+            (&relative, "pong.EchoMessage"),
+            (&absolute, "ping.EchoReturn"),
+        ] {
+            assert_eq!(name.key("pong"), key);
+            assert!(name.matches("pong", key));
+        }
+        for other in [
+            "pong.Echo",
+            "pongEchoMessage",
+            "EchoMessage",
+            "pong.EchoMessage.x",
+            "pon.EchoMessage",
+        ] {
+            assert!(!relative.matches("pong", other), "{other}");
+        }
+        assert!(!absolute.matches("pong", "pong.ping.EchoReturn"));
     }
 }
