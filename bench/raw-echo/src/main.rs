@@ -96,7 +96,9 @@ impl amqprs::callbacks::ChannelCallback for Confirms {
     }
 }
 
-#[tokio::main]
+// The same runtime flavour as the `pong` example, so that the comparison
+// measures the runtime, not the scheduler.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let url = std::env::args()
         .nth(1)
