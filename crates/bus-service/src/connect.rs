@@ -8,10 +8,13 @@ use bus_core::BrokerUrl;
 use crate::error::ConnectError;
 
 /// Opens an AMQP connection named `name` (shown by the management UI and
-/// `rabbitmqctl list_connections client_properties`).
+/// `rabbitmqctl list_connections client_properties`), asking for
+/// `heartbeat` seconds unless the URL sets one.
 ///
-/// amqprs has no timeout of its own, so the whole handshake is bounded here.
-pub(crate) async fn open(
+/// amqprs has no timeout of its own, so the whole handshake is bounded by
+/// the URL's `connection_timeout`, or `timeout`. Failures are classified
+/// into the cases a user can act on (see [`ConnectError`]).
+pub async fn open(
     url: &BrokerUrl,
     name: &str,
     heartbeat: u16,

@@ -25,7 +25,7 @@ use crate::health::ServiceState;
 use crate::ledger::{Ledger, Settlement};
 use crate::observe::TraceEvent;
 use crate::runtime::{Runtime, panic_text};
-use crate::service::{Returned, Service};
+use crate::service::Service;
 use crate::topology::{self, Queues};
 
 /// Why a session ended.
@@ -305,16 +305,8 @@ impl<S: Service> Session<'_, S> {
                 self.ledger.confirmed(&confirmation.confirmed);
                 Ok(())
             }
-            BrokerEvent::Returned(raw) => {
-                let raw = *raw;
-                let returned = Returned {
-                    exchange: raw.exchange,
-                    routing_key: raw.routing_key,
-                    reply_code: raw.reply_code,
-                    reply_text: raw.reply_text,
-                    properties: raw.properties,
-                    body: raw.body,
-                };
+            BrokerEvent::Returned(returned) => {
+                let returned = *returned;
                 tracing::debug!(routing_key = %returned.routing_key, "message returned by the broker");
                 let (service, ctx) = (Arc::clone(&self.rt.service), self.rt.service_context());
                 self.rt.spawn_hook("handle_returned", async move {
