@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use amqprs::connection::Connection;
 use bus_core::{BrokerUrl, DEFAULT_URL};
-use bus_service::raw::open_connection;
+use bus_service::raw::{BrokerEvent, open_connection};
 use bus_service::{ConnectError, ServiceBuilder};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::exit::CliError;
 
@@ -98,6 +99,32 @@ pub(crate) fn connection_name(tool: &str) -> String {
 /// exit, and the broker cleans up after a dead socket anyway.
 pub(crate) async fn close(connection: Connection) {
     let _ = tokio::time::timeout(Duration::from_secs(2), connection.close()).await;
+}
+
+/// An amqprs error, explained by the close the broker sent with it: amqprs
+/// reports a refused operation as "channel closed" and hands the reason
+/// (404 NOT_FOUND, 403 ACCESS_REFUSED…) to the channel callback, which
+/// forwards it to `events`.
+pub(crate) async fn explain(
+    error: amqprs::error::Error,
+    events: &mut UnboundedReceiver<BrokerEvent>,
+    queue: Option<&str>,
+) -> CliError {
+    let close = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Some(event) = events.recv().await {
+            if let BrokerEvent::ChannelClosed { code, text }
+            | BrokerEvent::ConnectionClosed { code, text } = event
+            {
+                return Some((code, text));
+            }
+        }
+        None
+    })
+    .await;
+    match close {
+        Ok(Some((code, text))) => CliError::from_close(code, &text, queue),
+        _ => CliError::from_amqp(error, queue),
+    }
 }
 
 #[cfg(test)]

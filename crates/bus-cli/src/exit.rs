@@ -151,6 +151,16 @@ impl CliError {
         matches!(self, CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
+    /// Reads the broker's reason for closing a channel or connection
+    /// during an operation on `queue`.
+    pub(crate) fn from_close(code: u16, text: &str, queue: Option<&str>) -> CliError {
+        match (code, queue) {
+            (404, Some(queue)) => CliError::QueueNotFound(queue.to_owned()),
+            (403, _) => CliError::AccessRefused(text.to_owned()),
+            _ => CliError::Broker(format!("the broker refused: {code} {text}")),
+        }
+    }
+
     /// Reads an amqprs error raised by an operation on `queue`.
     pub(crate) fn from_amqp(error: amqprs::error::Error, queue: Option<&str>) -> CliError {
         let text = error.to_string();

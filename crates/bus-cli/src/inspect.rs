@@ -15,7 +15,7 @@ use crate::broker::{self, Brokers};
 use crate::cli::InspectArgs;
 use crate::exit::{self, CliError};
 use crate::output::{Output, notice};
-use crate::queue::{get, open_queue, requeue_all};
+use crate::queue::{OpenQueue, get, open_queue, requeue_all};
 use crate::save;
 
 /// Shows up to `--count` messages; returns the exit code.
@@ -24,7 +24,12 @@ pub(crate) async fn run(
     brokers: &Brokers,
     out: &mut Output,
 ) -> Result<u8, CliError> {
-    let (connection, channel, in_queue) = open_queue(brokers, "bus-inspect", &args.queue).await?;
+    let OpenQueue {
+        connection,
+        channel,
+        count: in_queue,
+        events: _events,
+    } = open_queue(brokers, "bus-inspect", &args.queue).await?;
     let wanted = args.count.unwrap_or(in_queue).min(in_queue);
     let shown = show(&args, &channel, wanted, out).await;
     let (shown, last_tag) = match shown {

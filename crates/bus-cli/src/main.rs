@@ -42,15 +42,19 @@ fn main() -> ExitCode {
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => {
+        Err(error) if !error.use_stderr() => {
+            // --help, --version.
             let _ = error.print();
+            return ExitCode::from(exit::OK);
+        }
+        Err(error) => {
+            report(&CliError::Usage(format!(
+                "{}; see --help",
+                usage_line(&error)
+            )));
             // clap's own code for usage errors is 2, which is `send`'s
             // timeout here: usage errors are 64, as in sysexits.h.
-            return ExitCode::from(if error.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            return ExitCode::from(exit::USAGE);
         }
     };
     match cli.global.color {
@@ -70,16 +74,34 @@ fn main() -> ExitCode {
         Ok(Ok(code)) => code,
         Ok(Err(error)) if error.is_broken_pipe() => exit::OK,
         Ok(Err(error)) => {
-            let mut err = anstream::stderr();
-            let _ = std::io::Write::write_fmt(
-                &mut err,
-                format_args!("bus: {} {error}\n", paint(BAD, "error:")),
-            );
+            report(&error);
             error.code()
         }
         Err(_) => exit::SOFTWARE,
     };
     ExitCode::from(code)
+}
+
+/// Prints the one line every failure ends with.
+fn report(error: &CliError) {
+    let mut err = anstream::stderr();
+    let _ = std::io::Write::write_fmt(
+        &mut err,
+        format_args!("bus: {} {error}\n", paint(BAD, "error:")),
+    );
+}
+
+/// clap's message on one line: its first paragraph, without the `error:`
+/// prefix (the usage and tips that follow are in `--help`).
+fn usage_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let first: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let line = first.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_owned()
 }
 
 /// `-v` shows bus's own diagnostics, `-vv` everyone's, `-vvv` traces;

@@ -4,7 +4,8 @@
 use amqprs::BasicProperties;
 use amqprs::channel::{BasicGetArguments, BasicNackArguments, Channel, QueueDeclareArguments};
 use amqprs::connection::Connection;
-use bus_service::raw::properties_from_amqp;
+use bus_service::raw::{BrokerEvent, ChannelEvents, ConnectionEvents, properties_from_amqp};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use crate::broker::{self, Brokers};
 use crate::exit::CliError;
@@ -21,31 +22,52 @@ pub(crate) fn check_name(name: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A queue opened for reading, and what the broker says asynchronously.
+pub(crate) struct OpenQueue {
+    pub(crate) connection: Connection,
+    pub(crate) channel: Channel,
+    /// Ready messages when it was opened.
+    pub(crate) count: u64,
+    /// Confirms, returns and closes on the channel and connection.
+    pub(crate) events: UnboundedReceiver<BrokerEvent>,
+}
+
 /// Opens a connection and a channel, and reads the queue's message count
 /// (`queue.declare` passive: a missing queue is an error, not created).
 pub(crate) async fn open_queue(
     brokers: &Brokers,
     tool: &str,
     queue: &str,
-) -> Result<(Connection, Channel, u64), CliError> {
+) -> Result<OpenQueue, CliError> {
     check_name(queue)?;
     let connection = brokers.connect(tool).await?;
+    let (events_tx, mut events) = mpsc::unbounded_channel();
     let opened = async {
+        connection
+            .register_callback(ConnectionEvents(events_tx.clone()))
+            .await?;
         let channel = connection.open_channel(None).await?;
+        channel.register_callback(ChannelEvents(events_tx)).await?;
         let declared = channel
             .queue_declare(QueueDeclareArguments::new(queue).passive(true).finish())
             .await?;
         Ok::<_, amqprs::error::Error>((channel, declared))
     };
     match opened.await {
-        Ok((channel, Some((_, count, _)))) => Ok((connection, channel, u64::from(count))),
+        Ok((channel, Some((_, count, _)))) => Ok(OpenQueue {
+            connection,
+            channel,
+            count: u64::from(count),
+            events,
+        }),
         Ok((_, None)) => {
             broker::close(connection).await;
             Err(CliError::Internal("no answer to queue.declare".into()))
         }
         Err(error) => {
+            let error = broker::explain(error, &mut events, Some(queue)).await;
             broker::close(connection).await;
-            Err(CliError::from_amqp(error, Some(queue)))
+            Err(error)
         }
     }
 }

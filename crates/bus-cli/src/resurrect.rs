@@ -19,7 +19,7 @@ use amqprs::channel::{
 };
 use amqprs::connection::Connection;
 use bus_core::{TopicPattern, Value};
-use bus_service::raw::{BrokerEvent, ChannelEvents, ConnectionEvents};
+use bus_service::raw::BrokerEvent;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -28,14 +28,11 @@ use crate::cli::ResurrectArgs;
 use crate::exit::{self, CliError};
 use crate::filter;
 use crate::output::{BAD, DIM, GOOD, KEY, Output, WARN, paint};
-use crate::queue::{self, get_raw, open_queue, requeue_all};
-use crate::view::Seen;
+use crate::queue::{self, OpenQueue, get_raw, open_queue, requeue_all};
+use crate::view::{FIRST_DEATH_EXCHANGE, Seen};
 
 /// How long the broker may take to confirm a batch.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The header RabbitMQ puts on a dead letter: where it was first published.
-const FIRST_DEATH_EXCHANGE: &str = "x-first-death-exchange";
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,23 +90,21 @@ pub(crate) async fn run(
     out: &mut Output,
 ) -> Result<u8, CliError> {
     let filters = filter::patterns(&args.filter)?;
-    let (connection, channel, in_queue) = open_queue(brokers, "bus-resurrect", &args.queue).await?;
-    let (events_tx, events) = mpsc::unbounded_channel();
-    let setup = async {
-        connection
-            .register_callback(ConnectionEvents(events_tx.clone()))
-            .await?;
-        channel.register_callback(ChannelEvents(events_tx)).await?;
-        if !args.dry_run {
-            channel
-                .confirm_select(ConfirmSelectArguments::default())
-                .await?;
+    let OpenQueue {
+        connection,
+        channel,
+        count: in_queue,
+        mut events,
+    } = open_queue(brokers, "bus-resurrect", &args.queue).await?;
+    if !args.dry_run {
+        if let Err(error) = channel
+            .confirm_select(ConfirmSelectArguments::default())
+            .await
+        {
+            let error = broker::explain(error, &mut events, None).await;
+            broker::close(connection).await;
+            return Err(error);
         }
-        Ok::<_, amqprs::error::Error>(())
-    };
-    if let Err(error) = setup.await {
-        broker::close(connection).await;
-        return Err(CliError::from_amqp(error, None));
     }
     let limit = args.count.unwrap_or(in_queue).min(in_queue);
     let mut run = Run {

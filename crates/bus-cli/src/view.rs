@@ -2,13 +2,17 @@
 //! payload decoded, rendered as NDJSON or as indented text.
 
 use bus_core::{
-    CONVERSATION_ID_HEADER, Codec, DecodeError, DeliveryInfo, Envelope, MessageKind, Meta,
-    Properties, Status, Value,
+    CONVERSATION_ID_HEADER, Codec, DecodeError, DeliveryInfo, Envelope, Exchange, MessageKind,
+    Meta, Properties, Status, Value,
 };
 use serde_json::{Map, Value as Json};
 
 use crate::clock;
 use crate::output::{self, BAD, COMMAND, CONFIG, DIM, EVENT, GOOD, KEY, WARN, paint};
+
+/// The header RabbitMQ puts on a dead letter: the exchange it was first
+/// published to.
+pub(crate) const FIRST_DEATH_EXCHANGE: &str = "x-first-death-exchange";
 
 /// A message taken from the broker (delivered, got, or a result).
 #[derive(Debug, Clone)]
@@ -31,10 +35,19 @@ pub(crate) struct View<'a> {
 }
 
 impl Seen {
-    /// Classifies and decodes.
+    /// Classifies and decodes. A dead letter, delivered from a dead-letter
+    /// exchange, is classified by the bus exchange it first died from.
     pub(crate) fn view(&self) -> View<'_> {
+        let first_death = self
+            .properties
+            .headers
+            .get(FIRST_DEATH_EXCHANGE)
+            .and_then(Value::as_str)
+            .filter(|e| {
+                Exchange::from_name(&self.exchange).is_none() && Exchange::from_name(e).is_some()
+            });
         let info = DeliveryInfo {
-            exchange: &self.exchange,
+            exchange: first_death.unwrap_or(&self.exchange),
             routing_key: &self.routing_key,
             delivery_tag: self.delivery_tag,
             redelivered: self.redelivered,
@@ -328,6 +341,30 @@ mod tests {
         assert_eq!(j["body"]["$bytes"], "e29vcHM=");
         let text = plain(&v.to_text(None));
         assert!(text.starts_with("invalid billing.InvoicePaid\n"), "{text}");
+    }
+
+    #[test]
+    fn a_dead_letter_is_classified_by_its_first_exchange() {
+        let s = seen(
+            "my-dlx",
+            &[
+                ("conversation_id", Value::from("c-1")),
+                ("x-first-death-exchange", Value::from("events")),
+            ],
+            b"{}".to_vec(),
+        );
+        let j = s.view().to_json();
+        assert_eq!(j["kind"], "event");
+        assert_eq!(j["exchange"], "my-dlx");
+        let elsewhere = seen(
+            "my-dlx",
+            &[
+                ("conversation_id", Value::from("c-1")),
+                ("x-first-death-exchange", Value::from("other")),
+            ],
+            b"{}".to_vec(),
+        );
+        assert_eq!(elsewhere.view().kind_name(), "invalid");
     }
 
     #[test]

@@ -267,7 +267,9 @@ async fn session(
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (_channel, mut deliveries) = match setup(connection, &w.bindings, events_tx).await {
         Ok(opened) => opened,
-        Err(error) if number == 1 => return End::Failed(CliError::from_amqp(error, None)),
+        Err(error) if number == 1 => {
+            return End::Failed(broker::explain(error, &mut events, None).await);
+        }
         Err(error) => return End::Lost(error.to_string()),
     };
     let verb = if number == 1 {
