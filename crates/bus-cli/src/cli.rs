@@ -41,6 +41,7 @@ pub(crate) struct Cli {
 
 /// Options every subcommand takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Global {
     /// Broker URL; repeat for several brokers, tried in turn.
     /// [default: the local broker, amqp://localhost:5672/%2f as guest]

@@ -124,9 +124,10 @@ fn init_tracing(verbose: u8) {
 async fn run(cli: Cli) -> Result<u8, CliError> {
     let mut out = Output::new(cli.global.json);
     if let Command::Completions(args) = &cli.command {
-        let mut command = Cli::command();
-        let mut stdout = std::io::stdout();
-        clap_complete::generate(args.shell, &mut command, "bus", &mut stdout);
+        // Into memory first: clap_complete panics on a failed write.
+        let mut script = Vec::new();
+        clap_complete::generate(args.shell, &mut Cli::command(), "bus", &mut script);
+        out.text(&String::from_utf8_lossy(&script))?;
         return Ok(exit::OK);
     }
     let brokers = Brokers::new(&cli.global.urls)?;
