@@ -9,12 +9,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use amqprs::channel::{
-    BasicConsumeArguments, Channel, ConsumerMessage, ExchangeDeclareArguments, QueueBindArguments,
-    QueueDeclareArguments,
+    BasicConsumeArguments, Channel, ConsumerMessage, QueueBindArguments, QueueDeclareArguments,
 };
 use amqprs::connection::Connection;
 use bus_core::Exchange;
-use bus_service::raw::{BrokerEvent, ChannelEvents, ConnectionEvents, properties_from_amqp};
+use bus_service::raw::{
+    BrokerEvent, ChannelEvents, ConnectionEvents, declare_exchange, properties_from_amqp,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -207,13 +208,7 @@ async fn setup(
     channel.register_callback(ChannelEvents(events)).await?;
     let exchanges: BTreeSet<Exchange> = bindings.iter().map(|(e, _)| *e).collect();
     for exchange in exchanges {
-        channel
-            .exchange_declare(
-                ExchangeDeclareArguments::new(exchange.name(), Exchange::KIND)
-                    .durable(Exchange::DURABLE)
-                    .finish(),
-            )
-            .await?;
+        declare_exchange(&channel, exchange).await?;
     }
     let declared = channel
         .queue_declare(

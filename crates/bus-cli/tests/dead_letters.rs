@@ -270,8 +270,7 @@ async fn resurrect_moves_selected_dead_letters_back() {
 
 #[tokio::test]
 async fn resurrect_leaves_what_it_cannot_move() {
-    let amqp = Amqp::open().await;
-    amqp.bus_exchanges().await;
+    let amqp = Amqp::bus().await;
     let dlq = unique("dl-odd");
     let _cleanup = QueueCleanup::new(&amqp_url(), [dlq.clone()]);
     amqp.queue(&dlq).await;

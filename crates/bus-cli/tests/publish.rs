@@ -127,8 +127,7 @@ async fn mandatory_reports_an_event_nobody_receives() {
 #[tokio::test]
 async fn a_nack_from_the_broker_exits_75() {
     // A full queue that rejects publishes makes the broker nack.
-    let amqp = Amqp::open().await;
-    amqp.bus_exchanges().await;
+    let amqp = Amqp::bus().await;
     let key = format!("{}.Refused", unique("ev"));
     let queue = unique("bus-cli-full");
     let _cleanup = QueueCleanup::new(&amqp_url(), [queue.clone()]);

@@ -10,6 +10,7 @@ use bus_core::{GelfRecord, LogLevel, LogSource, Properties, Value};
 use bus_test_support::{QueueCleanup, amqp_url, rabbitmqctl, unique};
 use common::broker::{Amqp, props};
 use common::child::{Stream, Watched};
+use common::ndjson;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -26,8 +27,7 @@ fn watching(args: &[&str]) -> Watched {
 
 #[tokio::test]
 async fn the_monitor_shows_every_kind() {
-    let amqp = Amqp::open().await;
-    amqp.bus_exchanges().await;
+    let amqp = Amqp::bus().await;
     let p = unique("mon");
     let child = watching(&[
         "--color",
@@ -98,8 +98,7 @@ async fn the_monitor_shows_every_kind() {
 
 #[tokio::test]
 async fn the_monitor_writes_ndjson_and_shows_invalid_messages() {
-    let amqp = Amqp::open().await;
-    amqp.bus_exchanges().await;
+    let amqp = Amqp::bus().await;
     let p = unique("mon-json");
     let child = watching(&[
         "--json",
@@ -136,10 +135,7 @@ async fn the_monitor_writes_ndjson_and_shows_invalid_messages() {
     .await;
     let (status, out, err) = child.finish(WAIT);
     assert_eq!(status.code(), Some(0), "{out}\n{err}");
-    let records: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = ndjson(&out);
     assert_eq!(records.len(), 3, "{out}");
     let good = &records[0];
     assert_eq!(good["kind"], "event");
@@ -181,8 +177,7 @@ async fn the_monitor_writes_ndjson_and_shows_invalid_messages() {
 
 #[tokio::test]
 async fn filter_fields_keep_matching_payloads_only() {
-    let amqp = Amqp::open().await;
-    amqp.bus_exchanges().await;
+    let amqp = Amqp::bus().await;
     let p = unique("mon-filter");
     let child = watching(&[
         "--json",
@@ -213,10 +208,7 @@ async fn filter_fields_keep_matching_payloads_only() {
     amqp.publish("events", &key, &pr, &event(123, "vip")).await;
     let (status, out, err) = child.finish(WAIT);
     assert_eq!(status.code(), Some(0), "{out}\n{err}");
-    let records: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = ndjson(&out);
     assert_eq!(records.len(), 1, "{out}");
     assert_eq!(
         records[0]["payload"],
@@ -227,8 +219,7 @@ async fn filter_fields_keep_matching_payloads_only() {
 
 #[tokio::test]
 async fn save_writes_one_file_per_payload_and_never_overwrites() {
-    let amqp = Amqp::open().await;
-    amqp.bus_exchanges().await;
+    let amqp = Amqp::bus().await;
     let p = unique("mon-save");
     let key = format!("{p}.Saved");
     let dir = tempfile::tempdir().unwrap();
@@ -295,8 +286,7 @@ async fn save_writes_one_file_per_payload_and_never_overwrites() {
 
 #[tokio::test]
 async fn the_monitor_never_takes_messages_from_a_service() {
-    let amqp = Amqp::open().await;
-    amqp.bus_exchanges().await;
+    let amqp = Amqp::bus().await;
     let p = unique("mon-share");
     let key = format!("{p}.Happened");
     let queue = format!("{p}.events");
@@ -346,8 +336,7 @@ async fn timeouts_end_the_live_views() {
 
 #[tokio::test]
 async fn the_monitor_reconnects_after_a_connection_loss() {
-    let amqp = Amqp::open().await;
-    amqp.bus_exchanges().await;
+    let amqp = Amqp::bus().await;
     let p = unique("mon-reconnect");
     let key = format!("{p}.Happened");
     let mut child = watching(&[
@@ -394,8 +383,7 @@ fn gelf(service: &str, level: LogLevel, short: &str, full: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn the_logger_shows_records_at_the_level_and_worse() {
-    let amqp = Amqp::open().await;
-    amqp.bus_exchanges().await;
+    let amqp = Amqp::bus().await;
     let svc = unique("logsvc");
     let child = watching(&[
         "--color",
@@ -438,8 +426,7 @@ async fn the_logger_shows_records_at_the_level_and_worse() {
 
 #[tokio::test]
 async fn the_logger_writes_ndjson() {
-    let amqp = Amqp::open().await;
-    amqp.bus_exchanges().await;
+    let amqp = Amqp::bus().await;
     let svc = unique("logjson");
     let child = watching(&[
         "--json",
@@ -463,10 +450,7 @@ async fn the_logger_writes_ndjson() {
         .await;
     let (status, out, err) = child.finish(WAIT);
     assert_eq!(status.code(), Some(0), "{out}\n{err}");
-    let records: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = ndjson(&out);
     assert_eq!(records[0]["kind"], "log");
     assert_eq!(records[0]["level"], "INFO");
     assert_eq!(records[0]["short_message"], "hello");

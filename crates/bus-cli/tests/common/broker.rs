@@ -44,6 +44,13 @@ impl Amqp {
         }
     }
 
+    /// [`Amqp::open`], with the four bus exchanges declared.
+    pub(crate) async fn bus() -> Amqp {
+        let amqp = Amqp::open().await;
+        amqp.bus_exchanges().await;
+        amqp
+    }
+
     /// A durable, shared queue, as a service's.
     pub(crate) async fn queue(&self, name: &str) {
         self.channel

@@ -75,8 +75,13 @@ pub(crate) fn assert_error(out: &Output, code: i32, needle: &str) {
 /// The NDJSON records of standard output.
 #[track_caller]
 pub(crate) fn records(out: &Output) -> Vec<serde_json::Value> {
-    stdout(out)
-        .lines()
+    ndjson(&stdout(out))
+}
+
+/// The records of NDJSON text.
+#[track_caller]
+pub(crate) fn ndjson(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }
