@@ -183,3 +183,27 @@ async fn a_configuration_goes_to_configurations_without_a_conversation() {
     assert_eq!(records(&out)[0]["kind"], "configuration");
     amqp.close().await;
 }
+
+#[tokio::test]
+async fn colour_follows_the_terminal_no_color_and_the_flag() {
+    let key = format!("{}.Coloured", unique("ev"));
+    let coloured = |out: &std::process::Output| stdout(out).contains('\u{1b}');
+    // CLICOLOR_FORCE stands for a terminal here.
+    let mut cmd = bus();
+    cmd.env("CLICOLOR_FORCE", "1")
+        .args(["publish", &key, "--data", "{}"]);
+    assert!(coloured(&run(cmd).await));
+    let mut cmd = bus();
+    cmd.env("CLICOLOR_FORCE", "1")
+        .env("NO_COLOR", "1")
+        .args(["publish", &key, "--data", "{}"]);
+    assert!(!coloured(&run(cmd).await));
+    let mut cmd = bus();
+    cmd.env("NO_COLOR", "1")
+        .args(["--color", "always", "publish", &key, "--data", "{}"]);
+    assert!(coloured(&run(cmd).await));
+    // Piped, by default: plain.
+    let mut cmd = bus();
+    cmd.args(["publish", &key, "--data", "{}"]);
+    assert!(!coloured(&run(cmd).await));
+}
