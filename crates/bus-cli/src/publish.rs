@@ -1,6 +1,6 @@
 //! `bus publish` (an event) and `bus config` (a configuration).
 
-use bus_core::{Codec, OutgoingMessage, Value, new_conversation_id};
+use bus_core::{Codec, Exchange, OutgoingMessage, Value, new_conversation_id};
 use serde_json::json;
 
 use crate::broker::Brokers;
@@ -40,6 +40,7 @@ pub(crate) async fn publish(
         out,
         Report {
             kind: "event",
+            exchange: Exchange::Events,
             key: &args.event,
             conversation_id: Some(&conversation_id),
             codec,
@@ -75,6 +76,7 @@ pub(crate) async fn config(
         out,
         Report {
             kind: "configuration",
+            exchange: Exchange::Configurations,
             key: &args.name,
             conversation_id: None,
             codec,
@@ -88,6 +90,7 @@ pub(crate) async fn config(
 
 struct Report<'a> {
     kind: &'static str,
+    exchange: Exchange,
     key: &'a str,
     conversation_id: Option<&'a str>,
     codec: Codec,
@@ -101,9 +104,11 @@ fn report(out: &mut Output, r: Report<'_>) -> Result<(), CliError> {
     if out.is_json() {
         out.record(&json!({
             "kind": r.kind,
+            "exchange": r.exchange.name(),
             "routing_key": r.key,
             "conversation_id": r.conversation_id,
             "content_type": r.codec.content_type(),
+            "delivery_mode": bus_core::PERSISTENT,
             "mandatory": r.mandatory,
             "confirmed": true,
             "routed": if r.mandatory { json!(routed) } else { json!(null) },

@@ -78,6 +78,8 @@ async fn a_fresh_conversation_id_is_printed_and_sent() {
     assert_code(&out, 0);
     let r = &records(&out)[0];
     assert_eq!(r["kind"], "event");
+    assert_eq!(r["exchange"], "events");
+    assert_eq!(r["delivery_mode"], 2);
     assert_eq!(r["routing_key"], key.as_str());
     assert_eq!(r["confirmed"], true);
     assert_eq!(r["content_type"], "application/json");

@@ -313,7 +313,7 @@ async fn the_monitor_never_takes_messages_from_a_service() {
 }
 
 #[tokio::test]
-async fn timeouts_end_the_live_views() {
+async fn timeouts_and_signals_end_the_live_views() {
     let p = unique("quiet");
     // --timeout alone is the normal end.
     let child = Watched::bus(&["monitor", "--events", &format!("{p}.#"), "--timeout", "0.5"]);
@@ -332,6 +332,11 @@ async fn timeouts_end_the_live_views() {
     let (status, out, err) = child.finish(WAIT);
     assert_eq!(status.code(), Some(2), "{out}\n{err}");
     assert!(out.is_empty());
+    // SIGTERM (or Ctrl-C) is the normal way to stop watching.
+    let child = watching(&["logger", "--filter", &format!("{p}.*")]);
+    child.terminate();
+    let (status, _, err) = child.finish(WAIT);
+    assert_eq!(status.code(), Some(0), "{err}");
 }
 
 #[tokio::test]
