@@ -1,0 +1,221 @@
+//! The fault-injection suite, part 2: faults that disturb the whole
+//! broker (restarting it, a memory alarm).
+//!
+//! Every test here holds `bus_test_support::serial()` for its whole run,
+//! and no other test binary has any: `cargo test` runs test binaries one
+//! after another, so nothing else talks to the broker meanwhile. The
+//! guards (`StoppedApp`, `MemoryAlarm`) put the broker back even when a
+//! test fails. Counts and times are printed as in `faults.rs`.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use bus_core::Exchange;
+use bus_integration_tests::broker::Side;
+use bus_integration_tests::echo::Echo;
+use bus_integration_tests::rig::Rig;
+use bus_integration_tests::states::{StateLog, wait_ready};
+use bus_integration_tests::trace::Trace;
+use bus_service::ServiceState;
+use bus_test_support::{MemoryAlarm, StoppedApp, amqp_url, serial, unique};
+
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(90);
+const QUIET: Duration = Duration::from_secs(1);
+
+fn ids(range: std::ops::Range<u64>) -> BTreeSet<u64> {
+    range.collect()
+}
+
+/// The causes of the `Reconnecting` records in `queue`.
+async fn reconnect_causes(side: &Side, queue: &str) -> Vec<String> {
+    side.collect(queue, 1, Duration::from_secs(10))
+        .await
+        .into_iter()
+        .filter(|g| g.short_message() == "Reconnecting")
+        .map(|g| g.full_message())
+        .collect()
+}
+
+/// Runs `test` on a runtime of its own while holding the broker-wide lock
+/// (a std lock, held outside the async code).
+fn serialised<F: Future<Output = ()>>(test: F) {
+    let _serial = serial();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(test);
+}
+
+/// c. The broker restarts (`stop_app`, `start_app`) while commands stream
+/// in: every participant reconnects, and every command is answered.
+#[test]
+fn c_broker_restart_under_load() {
+    serialised(broker_restart());
+}
+
+async fn broker_restart() {
+    let mut rig = Rig::new(&amqp_url(), "fault-c").await;
+    // Durable, so it outlives the restart and catches the log published
+    // once the service is back.
+    let warnings = unique("fault-c-logs");
+    rig.cleanup.add(&warnings);
+    rig.side
+        .durable_bound_queue(
+            &warnings,
+            Exchange::Logs.name(),
+            &format!("{}.WARNING", rig.echo),
+        )
+        .await;
+    let trace = Trace::default();
+    let echo = trace
+        .attach(rig.echo_builder().prefetch(10))
+        .start(Echo {
+            delay: Duration::from_millis(5),
+            ..Echo::default()
+        })
+        .expect("start echo");
+    wait_ready(&echo.health(), "echo").await;
+    let states = StateLog::follow(&echo.health());
+
+    let n = 300;
+    let stream = rig.sender.send_many(0..n, Duration::from_millis(10));
+    let tally = &rig.collector.tally;
+    let restart = async {
+        assert!(tally.wait_received(60, ANSWER_TIMEOUT).await);
+        let fault = Instant::now();
+        let stopped = tokio::task::spawn_blocking(StoppedApp::stop)
+            .await
+            .expect("stop_app task")
+            .expect("stop_app");
+        let down = Instant::now();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::task::spawn_blocking(move || stopped.start())
+            .await
+            .expect("start_app task")
+            .expect("start_app");
+        (fault, down.elapsed())
+    };
+    let ((), (fault, down_for)) = tokio::join!(stream, restart);
+    assert!(rig.sender.wait_confirmed(ANSWER_TIMEOUT).await);
+    let all = tally.wait_all(&ids(0..n), ANSWER_TIMEOUT).await;
+    let answered = Instant::now();
+    tally.settle(QUIET).await;
+    let counts = tally.counts(&ids(0..n));
+    counts.report_and_check("c (broker restart)");
+    assert!(all);
+    let outage = states.outage_after(fault);
+    outage.report("c (broker restart)");
+    println!(
+        "FAULT c (broker restart): broker down for {:.2}s (stop_app returned to start_app ready); \
+         every command answered {:.2}s after the fault",
+        down_for.as_secs_f64(),
+        answered.duration_since(fault).as_secs_f64()
+    );
+    let (acks, violations) = trace.check_ack_after_confirm();
+    assert!(acks > 0 && violations.is_empty(), "{violations:?}");
+    assert!(echo.health().counters().reconnections >= 1);
+
+    let side = Side::open(&rig.url, &unique("fault-c-side")).await;
+    let causes = reconnect_causes(&side, &warnings).await;
+    assert!(
+        !causes.is_empty(),
+        "the reconnection is logged on the bus once it is back"
+    );
+    println!("FAULT c (broker restart): causes logged on the bus: {causes:?}");
+    echo.stop().await.expect("stop echo");
+    side.close().await;
+    rig.stop().await;
+}
+
+/// The broker blocks publishers (memory alarm), so publisher confirms
+/// stop: the service treats the connection as stalled and reconnects,
+/// without deadlocking, and answers everything once the alarm clears.
+#[test]
+fn stalled_broker_memory_alarm() {
+    serialised(memory_alarm());
+}
+
+async fn memory_alarm() {
+    let rig = Rig::new(&amqp_url(), "fault-stall").await;
+    let warnings = rig.side.logs_of(&rig.echo, "WARNING").await;
+    let n = 30;
+    // Queued before the alarm: with the alarm on, the sender could not
+    // publish them, and the service's replies are what must stall.
+    rig.side.declare_exchanges().await;
+    let echo_queue_ready = rig
+        .echo_builder()
+        .start(Echo::default())
+        .expect("declare the echo's queue");
+    wait_ready(&echo_queue_ready.health(), "echo").await;
+    echo_queue_ready.stop().await.expect("stop");
+    rig.sender.send_many(0..n, Duration::ZERO).await;
+    assert!(rig.sender.wait_confirmed(ANSWER_TIMEOUT).await);
+
+    let alarm = tokio::task::spawn_blocking(MemoryAlarm::raise)
+        .await
+        .expect("alarm task")
+        .expect("raise the memory alarm");
+    let raised = Instant::now();
+    let confirm_timeout = Duration::from_secs(2);
+    let echo = rig
+        .echo_builder()
+        .prefetch(5)
+        .confirm_timeout(confirm_timeout)
+        .connection_timeout(Duration::from_secs(3))
+        .start(Echo::default())
+        .expect("start echo");
+    let health = echo.health();
+    let states = StateLog::follow(&health);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while health.counters().reconnections < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the stall is detected, and again on the next connection");
+    let stalled_states = states.states_after(raised);
+    println!(
+        "FAULT stall (memory alarm): {} reconnections {:.2}s after the alarm; states {stalled_states:?}",
+        health.counters().reconnections,
+        raised.elapsed().as_secs_f64()
+    );
+    let tally = &rig.collector.tally;
+    let answered_while_blocked = tally.received();
+
+    tokio::task::spawn_blocking(move || alarm.clear())
+        .await
+        .expect("clear task")
+        .expect("clear the memory alarm");
+    let cleared = Instant::now();
+    let all = tally.wait_all(&ids(0..n), ANSWER_TIMEOUT).await;
+    let answered = Instant::now();
+    tally.settle(Duration::from_secs(2)).await;
+    let counts = tally.counts(&ids(0..n));
+    counts.report_and_check("stall (memory alarm)");
+    assert!(all);
+    assert_eq!(answered_while_blocked, 0, "nothing went through the alarm");
+    assert!(
+        health
+            .wait_for(ServiceState::Ready, Duration::from_secs(30))
+            .await,
+        "ready once the alarm is gone"
+    );
+    println!(
+        "FAULT stall (memory alarm): every command answered {:.2}s after the alarm cleared; \
+         ready at the end: {}",
+        answered.duration_since(cleared).as_secs_f64(),
+        health.is_ready()
+    );
+    let causes = reconnect_causes(&rig.side, &warnings).await;
+    assert!(
+        causes.iter().any(|c| c.contains("blocked or stalled")),
+        "the stall is logged on the bus: {causes:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(30), echo.stop())
+        .await
+        .expect("stops without deadlock")
+        .expect("stop echo");
+    rig.stop().await;
+}
