@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use amqprs::channel::{
     BasicAckArguments, BasicGetArguments, BasicPublishArguments, Channel, ExchangeDeclareArguments,
-    QueueBindArguments, QueueDeclareArguments, QueueDeleteArguments,
+    ExchangeDeleteArguments, QueueBindArguments, QueueDeclareArguments, QueueDeleteArguments,
 };
 use amqprs::connection::Connection;
 use amqprs::{BasicProperties, FieldTable, FieldValue};
@@ -93,6 +93,14 @@ impl Side {
             .queue_delete(QueueDeleteArguments::new(queue))
             .await
             .expect("delete queue");
+    }
+
+    /// Deletes `exchange` (and every binding to it).
+    pub async fn delete_exchange(&self, exchange: &str) {
+        self.channel
+            .exchange_delete(ExchangeDeleteArguments::new(exchange))
+            .await
+            .expect("delete exchange");
     }
 
     /// Takes every message from `queue`, acking each.

@@ -21,6 +21,9 @@ pub struct Work {
     /// Filler, to make big messages.
     #[serde(default)]
     pub pad: String,
+    /// Publish the event `<service>.Worked` too, before the result.
+    #[serde(default)]
+    pub event: bool,
 }
 
 /// The result.
@@ -87,12 +90,17 @@ impl Service for Echo {
         if work.fail {
             return Err(HandlerError::msg(format!("poison message {}", work.id)));
         }
-        ctx.reply_success(&Done {
+        let done = Done {
             id: work.id,
             pid: std::process::id(),
             redelivered: msg.meta().redelivered,
-        })
-        .await?;
+        };
+        if work.event {
+            let event = format!("{}.Worked", ctx.service_name());
+            ctx.publish_event(&event, &done, msg.conversation_id())
+                .await?;
+        }
+        ctx.reply_success(&done).await?;
         Ok(Outcome::Done)
     }
 

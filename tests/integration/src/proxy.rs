@@ -3,7 +3,7 @@
 //! FIN nor a RST. Only heartbeats can tell such a connection is dead.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bus_core::BrokerUrl;
@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 pub struct BlackHoleProxy {
     url: String,
     cut: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
     tasks: Arc<Mutex<JoinSet<()>>>,
 }
 
@@ -34,8 +35,15 @@ impl BlackHoleProxy {
         );
         let proxied = url.replacen(&upstream, &local.to_string(), 1);
         let cut = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let tasks = Arc::new(Mutex::new(JoinSet::new()));
-        let accept = accept_loop(listener, upstream, Arc::clone(&cut), Arc::clone(&tasks));
+        let accept = accept_loop(
+            listener,
+            upstream,
+            Arc::clone(&cut),
+            Arc::clone(&accepted),
+            Arc::clone(&tasks),
+        );
         tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -43,6 +51,7 @@ impl BlackHoleProxy {
         BlackHoleProxy {
             url: proxied,
             cut,
+            accepted,
             tasks,
         }
     }
@@ -50,6 +59,11 @@ impl BlackHoleProxy {
     /// The broker URL that goes through the proxy.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// How many connections the proxy accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// From now on nothing is forwarded, in either direction, on any
@@ -72,9 +86,11 @@ async fn accept_loop(
     listener: TcpListener,
     upstream: String,
     cut: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
     tasks: Arc<Mutex<JoinSet<()>>>,
 ) {
     while let Ok((client, _)) = listener.accept().await {
+        accepted.fetch_add(1, Ordering::SeqCst);
         let (upstream, cut) = (upstream.clone(), Arc::clone(&cut));
         tasks
             .lock()

@@ -90,12 +90,22 @@ impl Sender {
 
     /// Sends commands `ids`, each `gap` apart.
     pub async fn send_many(&self, ids: std::ops::Range<u64>, gap: Duration) {
+        self.send_each(ids, gap, |id| Work {
+            id,
+            ..Work::default()
+        })
+        .await;
+    }
+
+    /// Sends `work(id)` for each of `ids`, `gap` apart.
+    pub async fn send_each(
+        &self,
+        ids: std::ops::Range<u64>,
+        gap: Duration,
+        work: impl Fn(u64) -> Work,
+    ) {
         for id in ids {
-            self.send(Work {
-                id,
-                ..Work::default()
-            })
-            .await;
+            self.send(work(id)).await;
             if !gap.is_zero() {
                 tokio::time::sleep(gap).await;
             }

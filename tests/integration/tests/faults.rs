@@ -20,7 +20,7 @@ use bus_integration_tests::rig::{Rig, close_connections_of};
 use bus_integration_tests::states::{StateLog, wait_ready};
 use bus_integration_tests::trace::Trace;
 use bus_service::{ReconnectPolicy, ServiceState};
-use bus_test_support::{Policy, amqp_url, unique};
+use bus_test_support::{Policy, Vhost, amqp_url, unique};
 
 const FAULT_ECHO: &str = env!("CARGO_BIN_EXE_fault-echo");
 /// Bounds the wait for every result after a fault.
@@ -154,6 +154,11 @@ async fn b_tcp_black_hole_is_found_by_heartbeats() {
     states.outage_after(fault).report("b (TCP black hole)");
 
     assert_eq!(echo.health().counters().reconnections, 1);
+    assert_eq!(
+        proxy.accepted(),
+        1,
+        "round robin: the reconnection went to the next URL, not the dead one"
+    );
     let causes = reconnect_logs(&rig, &warnings).await;
     assert!(
         causes.iter().any(|c| c.contains("heartbeat timeout")),
@@ -516,6 +521,138 @@ async fn h_undecodable_headerless_and_huge_messages() {
     assert_eq!(counters.dead_lettered, 3);
     assert_eq!(counters.reconnections, 0, "no reconnect loop");
     assert_eq!(states.states_after(started), []);
+    echo.stop().await.expect("stop echo");
+    rig.stop().await;
+}
+
+/// A channel closed by the broker for a protocol error: the service
+/// publishes to an exchange that was deleted (on a vhost of the test's
+/// own), the broker closes the channel with 404, and the service
+/// reconnects, declares its topology again and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_closed_by_a_protocol_error() {
+    let _ = amqp_url();
+    let vhost = tokio::task::spawn_blocking(|| Vhost::create("fault-channel"))
+        .await
+        .expect("vhost task")
+        .expect("create a vhost");
+    let rig = Rig::new(vhost.url(), "fault-channel").await;
+    let warnings = rig.side.logs_of(&rig.echo, "WARNING").await;
+    let echo = rig
+        .echo_builder()
+        .prefetch(10)
+        .start(Echo::default())
+        .expect("start echo");
+    wait_ready(&echo.health(), "echo").await;
+    let states = StateLog::follow(&echo.health());
+
+    let n = 200;
+    let with_event = |id| Work {
+        id,
+        event: true,
+        ..Work::default()
+    };
+    let stream = rig
+        .sender
+        .send_each(0..n, Duration::from_millis(5), with_event);
+    let tally = &rig.collector.tally;
+    let fault = async {
+        assert!(tally.wait_received(50, ANSWER_TIMEOUT).await);
+        rig.side.delete_exchange(Exchange::Events.name()).await;
+        Instant::now()
+    };
+    let ((), fault) = tokio::join!(stream, fault);
+    count(&rig, &ids(0..n), "channel closed by a protocol error").await;
+    states
+        .outage_after(fault)
+        .report("channel closed by a protocol error");
+    assert_eq!(echo.health().counters().reconnections, 1);
+    let causes = reconnect_logs(&rig, &warnings).await;
+    assert!(
+        causes
+            .iter()
+            .any(|c| c.contains("channel closed by the broker: 404")),
+        "{causes:?}"
+    );
+    echo.stop().await.expect("stop echo");
+    rig.stop().await;
+    drop(vhost);
+}
+
+/// `ServiceHandle::shutdown_token` stops the service as a signal would:
+/// the handler in progress gets the stop timeout, then the service stops
+/// anyway; the unfinished command and those not started stay queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programmatic_stop_honours_the_stop_timeout() {
+    let mut rig = Rig::new(&amqp_url(), "fault-stop").await;
+    let invocations = Invocations::default();
+    let stop_timeout = Duration::from_secs(1);
+    let echo = rig
+        .echo_builder()
+        .prefetch(1)
+        .stop_timeout(stop_timeout)
+        .start(Echo {
+            delay: Duration::from_secs(60),
+            invocations: invocations.clone(),
+            ..Echo::default()
+        })
+        .expect("start echo");
+    wait_ready(&echo.health(), "echo").await;
+    rig.sender.send_many(0..3, Duration::ZERO).await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while invocations.of(0) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the first command is being handled");
+
+    let health = echo.health();
+    let asked = Instant::now();
+    echo.shutdown_token().cancel();
+    tokio::time::timeout(stop_timeout + Duration::from_secs(10), echo.join())
+        .await
+        .expect("stops after the stop timeout")
+        .expect("stops without error");
+    println!(
+        "FAULT programmatic stop: stopped {:.2}s after the request (stop timeout {:.0}s)",
+        asked.elapsed().as_secs_f64(),
+        stop_timeout.as_secs_f64()
+    );
+    assert_eq!(health.state(), ServiceState::Stopped);
+    let queue = rig.echo_queue();
+    assert_eq!(rig.side.queue_state(&queue).await, Some((3, 0)));
+    assert_eq!(rig.collector.tally.received(), 0);
+    rig.stop().await;
+}
+
+/// With several URLs, connections go round robin: a dead first URL does
+/// not keep the service from the second one, before or after a loss.
+/// (Test b shows the URL after the one that failed is tried first.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_urls_are_tried_in_turn() {
+    let rig = Rig::new(&amqp_url(), "fault-urls").await;
+    // Nothing listens on port 1.
+    let dead = "amqp://guest:guest@127.0.0.1:1/%2f";
+    let echo = bus_service::ServiceBuilder::new(&rig.echo)
+        .urls([dead, rig.url.as_str()])
+        .command_keys([work_key(&rig.echo)])
+        .reconnect(ReconnectPolicy::linear(
+            Duration::from_millis(50),
+            Duration::from_millis(200),
+        ))
+        .start(Echo::default())
+        .expect("start echo");
+    wait_ready(&echo.health(), "echo").await;
+    assert!(
+        echo.health().last_error().is_some(),
+        "the dead URL was tried first"
+    );
+    rig.sender.send_many(0..20, Duration::ZERO).await;
+    assert_eq!(close_connections_of(&rig.echo).await, 1);
+    rig.sender.send_many(20..40, Duration::ZERO).await;
+    count(&rig, &ids(0..40), "several URLs").await;
+    assert_eq!(echo.health().counters().reconnections, 1);
     echo.stop().await.expect("stop echo");
     rig.stop().await;
 }

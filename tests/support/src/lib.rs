@@ -29,6 +29,7 @@ mod names;
 mod policy;
 pub mod rabbitmqctl;
 mod serial;
+mod vhost;
 
 pub use broker::{DEFAULT_AMQP_URL, amqp_url};
 pub use cleanup::{QueueCleanup, delete_queues};
@@ -37,3 +38,4 @@ pub use faults::{DEFAULT_MEMORY_WATERMARK, MemoryAlarm, StoppedApp};
 pub use names::unique;
 pub use policy::Policy;
 pub use serial::serial;
+pub use vhost::Vhost;
