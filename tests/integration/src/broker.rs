@@ -30,6 +30,8 @@ impl std::fmt::Debug for Side {
 pub struct Got {
     /// Its routing key.
     pub routing_key: String,
+    /// Whether the broker had delivered it before.
+    pub redelivered: bool,
     /// Its properties.
     pub properties: BasicProperties,
     /// Its body.
@@ -118,6 +120,7 @@ impl Side {
                 .expect("ack");
             out.push(Got {
                 routing_key: get.routing_key().clone(),
+                redelivered: get.redelivered(),
                 properties,
                 body,
             });

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bus_service::{Context, Returned, Service, ServiceBuilder, ServiceHandle};
 
 use crate::echo::{Work, work_key};
+use crate::trace::Trace;
 
 /// A running sender.
 #[derive(Debug)]
@@ -19,6 +20,7 @@ pub struct Sender {
     reply_to: String,
     returned: Arc<Mutex<Vec<String>>>,
     sent: Mutex<BTreeSet<u64>>,
+    trace: Trace,
 }
 
 struct Quiet(Arc<Mutex<Vec<String>>>);
@@ -37,8 +39,9 @@ impl Sender {
     /// whose results go to `reply_to`.
     pub async fn start(url: &str, name: &str, target: &str, reply_to: &str) -> Sender {
         let returned = Arc::new(Mutex::new(Vec::new()));
-        let handle = ServiceBuilder::new(name)
-            .url(url)
+        let trace = Trace::default();
+        let handle = trace
+            .attach(ServiceBuilder::new(name).url(url))
             .start(Quiet(Arc::clone(&returned)))
             .expect("start the sender");
         crate::states::wait_ready(&handle.health(), "sender").await;
@@ -49,12 +52,18 @@ impl Sender {
             reply_to: reply_to.to_owned(),
             returned,
             sent: Mutex::default(),
+            trace,
         }
     }
 
     /// The sender's service name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The sender's runtime trace.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
     }
 
     /// The sender's service handle (its health, its connection).

@@ -71,6 +71,14 @@ impl StateLog {
         Outage { fault, left, back }
     }
 
+    /// When the service first entered `state` after `since`.
+    pub fn first(&self, state: ServiceState, since: Instant) -> Option<Instant> {
+        self.entries()
+            .into_iter()
+            .find(|(t, s)| *t >= since && *s == state)
+            .map(|(t, _)| t)
+    }
+
     /// The states after `since`, in order.
     pub fn states_after(&self, since: Instant) -> Vec<ServiceState> {
         self.entries()

@@ -23,6 +23,28 @@ impl Trace {
         })
     }
 
+    /// How many publishes went out, republishes included.
+    pub fn published(&self) -> usize {
+        let events = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        events
+            .iter()
+            .filter(|e| matches!(e, TraceEvent::Published { .. }))
+            .count()
+    }
+
+    /// How many messages went out more than once (published again after
+    /// a connection was lost before their confirm).
+    pub fn republished(&self) -> usize {
+        let events = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut times: BTreeMap<u64, usize> = BTreeMap::new();
+        for event in events.iter() {
+            if let TraceEvent::Published { id, .. } = event {
+                *times.entry(*id).or_default() += 1;
+            }
+        }
+        times.values().filter(|n| **n > 1).count()
+    }
+
     /// The acks sent so far, and the violations of the rule found among
     /// them (empty when the rule held).
     pub fn check_ack_after_confirm(&self) -> (usize, Vec<String>) {

@@ -242,19 +242,16 @@ async fn e_sigterm_under_load() {
 
     tally.settle(QUIET).await;
     let answered = tally.ids();
-    let queued: BTreeSet<u64> = rig
-        .side
-        .drain(&rig.echo_queue())
-        .await
-        .iter()
-        .filter_map(|g| g.work_id())
-        .collect();
+    let left = rig.side.drain(&rig.echo_queue()).await;
+    let queued: BTreeSet<u64> = left.iter().filter_map(|g| g.work_id()).collect();
+    // Prefetched but never started: back in the queue, flagged redelivered.
+    let flagged = left.iter().filter(|g| g.redelivered).count();
     let sent = ids(0..n);
     let counts = tally.counts(&sent);
     let union: BTreeSet<u64> = answered.union(&queued).copied().collect();
     println!(
         "FAULT e (SIGTERM under load): sent={} received={} unique={} duplicates={} \
-         still_queued={} lost={}; exit 0 {:.2}s after SIGTERM",
+         still_queued={} (redelivered flag on {flagged}) lost={}; exit 0 {:.2}s after SIGTERM",
         counts.sent,
         counts.received,
         counts.unique,

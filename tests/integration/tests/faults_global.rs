@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bus_core::Exchange;
 use bus_integration_tests::broker::Side;
 use bus_integration_tests::echo::Echo;
-use bus_integration_tests::rig::Rig;
+use bus_integration_tests::rig::{Rig, close_connections_of};
 use bus_integration_tests::states::{StateLog, wait_ready};
 use bus_integration_tests::trace::Trace;
 use bus_service::ServiceState;
@@ -176,23 +176,51 @@ async fn memory_alarm() {
     .await
     .expect("the stall is detected, and again on the next connection");
     let stalled_states = states.states_after(raised);
+    let ready = states.first(ServiceState::Ready, raised).expect("was ready");
+    let stalled = states
+        .first(ServiceState::Reconnecting, ready)
+        .expect("left ready");
     println!(
-        "FAULT stall (memory alarm): {} reconnections {:.2}s after the alarm; states {stalled_states:?}",
+        "FAULT stall (memory alarm): stall noticed {:.2}s after the service was ready (confirm \
+         timeout {:.0}s); {} reconnections {:.2}s after the alarm; states {stalled_states:?}",
+        stalled.duration_since(ready).as_secs_f64(),
+        confirm_timeout.as_secs_f64(),
         health.counters().reconnections,
         raised.elapsed().as_secs_f64()
     );
     let tally = &rig.collector.tally;
     let answered_while_blocked = tally.received();
 
+    // Commands published during the alarm stay unconfirmed; the broker
+    // drops them with the sender's connection, so only publishing them
+    // again on the next connection gets them through.
+    rig.sender.send_many(n..2 * n, Duration::ZERO).await;
+    let sender_health = rig.sender.handle().health();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while rig.sender.trace().published() < 2 * n as usize {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the commands went out");
+    assert_eq!(sender_health.counters().pending_confirms, n);
+    assert_eq!(close_connections_of(rig.sender.name()).await, 1);
+
     tokio::task::spawn_blocking(move || alarm.clear())
         .await
         .expect("clear task")
         .expect("clear the memory alarm");
     let cleared = Instant::now();
-    let all = tally.wait_all(&ids(0..n), ANSWER_TIMEOUT).await;
+    let all = tally.wait_all(&ids(0..2 * n), ANSWER_TIMEOUT).await;
     let answered = Instant::now();
     tally.settle(Duration::from_secs(2)).await;
-    let counts = tally.counts(&ids(0..n));
+    let counts = tally.counts(&ids(0..2 * n));
+    let republished = rig.sender.trace().republished();
+    println!(
+        "FAULT stall (memory alarm): the sender published {republished} commands again after \
+         its connection was closed during the alarm"
+    );
+    assert_eq!(republished, n as usize);
     counts.report_and_check("stall (memory alarm)");
     assert!(all);
     assert_eq!(answered_while_blocked, 0, "nothing went through the alarm");
