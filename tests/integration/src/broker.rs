@@ -89,6 +89,24 @@ impl Side {
         }
     }
 
+    /// Waits until `queue` has `expected` ready messages and consumers
+    /// (the broker requeues a closed connection's deliveries a moment
+    /// after the close), for up to 10 s; returns the last state seen.
+    pub async fn wait_queue_state(
+        &mut self,
+        queue: &str,
+        expected: (u32, u32),
+    ) -> Option<(u32, u32)> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = self.queue_state(queue).await;
+            if state == Some(expected) || tokio::time::Instant::now() >= deadline {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Deletes `queue` (with its messages), under its consumers' feet.
     pub async fn delete_queue(&self, queue: &str) {
         self.channel

@@ -176,7 +176,9 @@ async fn memory_alarm() {
     .await
     .expect("the stall is detected, and again on the next connection");
     let stalled_states = states.states_after(raised);
-    let ready = states.first(ServiceState::Ready, raised).expect("was ready");
+    let ready = states
+        .first(ServiceState::Ready, raised)
+        .expect("was ready");
     let stalled = states
         .first(ServiceState::Reconnecting, ready)
         .expect("left ready");

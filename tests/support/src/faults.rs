@@ -4,6 +4,8 @@
 //! Both disturb every client of the broker: hold [`crate::serial`] while
 //! one is alive, and keep such tests in the one test binary that does.
 
+use std::time::{Duration, Instant};
+
 use crate::rabbitmqctl;
 
 /// RabbitMQ's default memory high watermark, restored by [`MemoryAlarm`].
@@ -11,6 +13,9 @@ pub const DEFAULT_MEMORY_WATERMARK: f64 = 0.4;
 
 /// A watermark so low that any node is over it at once.
 const ALARM_WATERMARK: f64 = 0.000_000_1;
+
+/// How long the broker may take to report the alarm.
+const ALARM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The broker's application, stopped (`rabbitmqctl stop_app`) for as long
 /// as this guard lives; started again, and waited for, when it drops.
@@ -59,10 +64,17 @@ pub struct MemoryAlarm {
 }
 
 impl MemoryAlarm {
-    /// Raises the alarm.
+    /// Raises the alarm, and returns once the broker reports it.
     pub fn raise() -> Result<MemoryAlarm, String> {
         let guard = MemoryAlarm { cleared: false };
         rabbitmqctl::set_vm_memory_high_watermark(ALARM_WATERMARK)?;
+        let deadline = Instant::now() + ALARM_TIMEOUT;
+        while !rabbitmqctl::run(&["eval", "rabbit_alarm:get_alarms()."])?.contains("memory") {
+            if Instant::now() >= deadline {
+                return Err(format!("no memory alarm within {ALARM_TIMEOUT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Ok(guard)
     }
 
