@@ -26,6 +26,16 @@ pub struct Work {
     pub event: bool,
 }
 
+impl Work {
+    /// Plain command number `id`.
+    pub fn numbered(id: u64) -> Work {
+        Work {
+            id,
+            ..Work::default()
+        }
+    }
+}
+
 /// The result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Done {
@@ -77,6 +87,16 @@ pub struct Echo {
     pub announce: bool,
     /// Handler starts, per command.
     pub invocations: Invocations,
+}
+
+impl Echo {
+    /// An echo whose every command takes `delay`.
+    pub fn taking(delay: Duration) -> Echo {
+        Echo {
+            delay,
+            ..Echo::default()
+        }
+    }
 }
 
 impl Service for Echo {

@@ -2,13 +2,20 @@
 //! results, a sender of commands, a side connection, and the cleanup of
 //! the queues they leave.
 
-use bus_service::ServiceBuilder;
+use std::time::Duration;
+
+use bus_service::{ServiceBuilder, ServiceHandle};
 use bus_test_support::{QueueCleanup, rabbitmqctl, unique};
 
 use crate::broker::Side;
 use crate::collector::Collector;
-use crate::echo::work_key;
+use crate::echo::{Echo, Work, work_key};
 use crate::sender::Sender;
+use crate::states::{StateLog, wait_ready};
+use crate::trace::Trace;
+
+/// How long the results a fault waits for may take.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The parts of a fault test around the service under test.
 #[derive(Debug)]
@@ -59,6 +66,54 @@ impl Rig {
         ServiceBuilder::new(&self.echo)
             .url(&self.url)
             .command_keys([work_key(&self.echo)])
+    }
+
+    /// Starts `echo` with `builder`, waits until it is ready, and
+    /// follows its states from then on.
+    pub async fn start_echo(
+        &self,
+        builder: ServiceBuilder,
+        echo: Echo,
+    ) -> (ServiceHandle, StateLog) {
+        let handle = builder.start(echo).expect("start echo");
+        wait_ready(&handle.health(), "echo").await;
+        let states = StateLog::follow(&handle.health());
+        (handle, states)
+    }
+
+    /// Starts an echo whose commands take 5 ms, with prefetch 10 and its
+    /// runtime trace recorded: the service of the stream-and-fault tests.
+    pub async fn start_traced_echo(&self) -> (ServiceHandle, StateLog, Trace) {
+        let trace = Trace::default();
+        let builder = trace.attach(self.echo_builder().prefetch(10));
+        let (echo, states) = self
+            .start_echo(builder, Echo::taking(Duration::from_millis(5)))
+            .await;
+        (echo, states, trace)
+    }
+
+    /// Sends `work(id)` for each id of `0..n`, `gap` apart, and meanwhile
+    /// runs `fault` once `after` results have arrived; returns what
+    /// `fault` returns.
+    pub async fn stream_with_fault<T>(
+        &self,
+        n: u64,
+        gap: Duration,
+        work: impl Fn(u64) -> Work,
+        after: u64,
+        fault: impl Future<Output = T>,
+    ) -> T {
+        let stream = self.sender.send_each(0..n, gap, work);
+        let tally = &self.collector.tally;
+        let inject = async {
+            assert!(
+                tally.wait_received(after, STREAM_TIMEOUT).await,
+                "{after} results before the fault"
+            );
+            fault.await
+        };
+        let ((), out) = tokio::join!(stream, inject);
+        out
     }
 
     /// The echo service's queue.

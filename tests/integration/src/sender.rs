@@ -99,11 +99,7 @@ impl Sender {
 
     /// Sends commands `ids`, each `gap` apart.
     pub async fn send_many(&self, ids: std::ops::Range<u64>, gap: Duration) {
-        self.send_each(ids, gap, |id| Work {
-            id,
-            ..Work::default()
-        })
-        .await;
+        self.send_each(ids, gap, Work::numbered).await;
     }
 
     /// Sends `work(id)` for each of `ids`, `gap` apart.

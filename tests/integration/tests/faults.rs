@@ -74,22 +74,11 @@ async fn reconnect_logs(rig: &Rig, queue: &str) -> Vec<String> {
 async fn a_connection_force_closed_by_the_broker() {
     let rig = Rig::new(&amqp_url(), "fault-a").await;
     let warnings = rig.side.logs_of(&rig.echo, "WARNING").await;
-    let trace = Trace::default();
-    let echo = trace
-        .attach(rig.echo_builder().prefetch(10))
-        .start(Echo {
-            delay: Duration::from_millis(5),
-            ..Echo::default()
-        })
-        .expect("start echo");
-    wait_ready(&echo.health(), "echo").await;
-    let states = StateLog::follow(&echo.health());
+    let (echo, states, trace) = rig.start_traced_echo().await;
 
     let n = 300;
-    let stream = rig.sender.send_many(0..n, Duration::from_millis(5));
     let tally = &rig.collector.tally;
     let faults = async {
-        assert!(tally.wait_received(50, ANSWER_TIMEOUT).await);
         let fault = Instant::now();
         assert_eq!(
             close_connections_of(&rig.echo).await,
@@ -102,7 +91,10 @@ async fn a_connection_force_closed_by_the_broker() {
         assert_eq!(close_connections_of(rig.sender.name()).await, 1);
         fault
     };
-    let ((), fault) = tokio::join!(stream, faults);
+    let gap = Duration::from_millis(5);
+    let fault = rig
+        .stream_with_fault(n, gap, Work::numbered, 50, faults)
+        .await;
     assert!(rig.sender.wait_confirmed(ANSWER_TIMEOUT).await);
     count(&rig, &ids(0..n), "a (connection force-closed)").await;
     states
@@ -128,28 +120,22 @@ async fn b_tcp_black_hole_is_found_by_heartbeats() {
     let rig = Rig::new(&amqp_url(), "fault-b").await;
     let warnings = rig.side.logs_of(&rig.echo, "WARNING").await;
     let proxy = BlackHoleProxy::start(&rig.url).await;
-    let echo = bus_service::ServiceBuilder::new(&rig.echo)
+    let builder = bus_service::ServiceBuilder::new(&rig.echo)
         .urls([proxy.url(), rig.url.as_str()])
         .command_keys([work_key(&rig.echo)])
         .heartbeat(2)
-        .prefetch(10)
-        .start(Echo {
-            delay: Duration::from_millis(5),
-            ..Echo::default()
-        })
-        .expect("start echo");
-    wait_ready(&echo.health(), "echo").await;
-    let states = StateLog::follow(&echo.health());
+        .prefetch(10);
+    let (echo, states) = rig
+        .start_echo(builder, Echo::taking(Duration::from_millis(5)))
+        .await;
 
     let n = 200;
-    let stream = rig.sender.send_many(0..n, Duration::from_millis(10));
-    let tally = &rig.collector.tally;
-    let fault = async {
-        assert!(tally.wait_received(50, ANSWER_TIMEOUT).await);
+    let cut = async {
         proxy.black_hole();
         Instant::now()
     };
-    let ((), fault) = tokio::join!(stream, fault);
+    let gap = Duration::from_millis(10);
+    let fault = rig.stream_with_fault(n, gap, Work::numbered, 50, cut).await;
     count(&rig, &ids(0..n), "b (TCP black hole)").await;
     states.outage_after(fault).report("b (TCP black hole)");
 
@@ -546,16 +532,12 @@ async fn channel_closed_by_a_protocol_error() {
         event: true,
         ..Work::default()
     };
-    let stream = rig
-        .sender
-        .send_each(0..n, Duration::from_millis(5), with_event);
-    let tally = &rig.collector.tally;
-    let fault = async {
-        assert!(tally.wait_received(50, ANSWER_TIMEOUT).await);
+    let delete = async {
         rig.side.delete_exchange(Exchange::Events.name()).await;
         Instant::now()
     };
-    let ((), fault) = tokio::join!(stream, fault);
+    let gap = Duration::from_millis(5);
+    let fault = rig.stream_with_fault(n, gap, with_event, 50, delete).await;
     count(&rig, &ids(0..n), "channel closed by a protocol error").await;
     states
         .outage_after(fault)

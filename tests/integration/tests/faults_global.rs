@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use bus_core::Exchange;
 use bus_integration_tests::broker::Side;
-use bus_integration_tests::echo::Echo;
+use bus_integration_tests::echo::{Echo, Work};
 use bus_integration_tests::rig::{Rig, close_connections_of};
 use bus_integration_tests::states::{StateLog, wait_ready};
-use bus_integration_tests::trace::Trace;
 use bus_service::ServiceState;
 use bus_test_support::{MemoryAlarm, StoppedApp, amqp_url, serial, unique};
 
@@ -68,22 +67,10 @@ async fn broker_restart() {
             &format!("{}.WARNING", rig.echo),
         )
         .await;
-    let trace = Trace::default();
-    let echo = trace
-        .attach(rig.echo_builder().prefetch(10))
-        .start(Echo {
-            delay: Duration::from_millis(5),
-            ..Echo::default()
-        })
-        .expect("start echo");
-    wait_ready(&echo.health(), "echo").await;
-    let states = StateLog::follow(&echo.health());
+    let (echo, states, trace) = rig.start_traced_echo().await;
 
     let n = 300;
-    let stream = rig.sender.send_many(0..n, Duration::from_millis(10));
-    let tally = &rig.collector.tally;
     let restart = async {
-        assert!(tally.wait_received(60, ANSWER_TIMEOUT).await);
         let fault = Instant::now();
         let stopped = tokio::task::spawn_blocking(StoppedApp::stop)
             .await
@@ -97,7 +84,11 @@ async fn broker_restart() {
             .expect("start_app");
         (fault, down.elapsed())
     };
-    let ((), (fault, down_for)) = tokio::join!(stream, restart);
+    let gap = Duration::from_millis(10);
+    let (fault, down_for) = rig
+        .stream_with_fault(n, gap, Work::numbered, 60, restart)
+        .await;
+    let tally = &rig.collector.tally;
     assert!(rig.sender.wait_confirmed(ANSWER_TIMEOUT).await);
     let all = tally.wait_all(&ids(0..n), ANSWER_TIMEOUT).await;
     let answered = Instant::now();
