@@ -240,3 +240,67 @@ async fn memory_alarm() {
         .expect("stop echo");
     rig.stop().await;
 }
+
+/// A graceful stop while the broker blocks the service's connection
+/// completes (within the stop timeout plus the bounded close), although
+/// the broker answers nothing; what the stopped service held is answered
+/// by the next instance once the alarm clears.
+#[test]
+fn stop_during_memory_alarm() {
+    serialised(stop_while_blocked());
+}
+
+async fn stop_while_blocked() {
+    let rig = Rig::new(&amqp_url(), "fault-stop-blocked").await;
+    let n = 10;
+    let (declare, _) = rig.start_echo(rig.echo_builder(), Echo::default()).await;
+    declare.stop().await.expect("stop");
+    rig.sender.send_many(0..n, Duration::ZERO).await;
+    assert!(rig.sender.wait_confirmed(ANSWER_TIMEOUT).await);
+
+    let alarm = tokio::task::spawn_blocking(MemoryAlarm::raise)
+        .await
+        .expect("alarm task")
+        .expect("raise the memory alarm");
+    let stop_timeout = Duration::from_secs(2);
+    let blocked = Echo::default();
+    let invocations = blocked.invocations.clone();
+    let (echo, _) = rig
+        .start_echo(rig.echo_builder().stop_timeout(stop_timeout), blocked)
+        .await;
+    let health = echo.health();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while health.counters().pending_confirms == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a reply waits for its confirm");
+    let asked = Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), echo.stop())
+        .await
+        .expect("the stop completes while the broker is blocked")
+        .expect("stops without error");
+    println!(
+        "FAULT stop during alarm: stopped {:.2}s after the request (stop timeout {:.0}s), \
+         {} commands started",
+        asked.elapsed().as_secs_f64(),
+        stop_timeout.as_secs_f64(),
+        (0..n).filter(|id| invocations.of(*id) > 0).count()
+    );
+
+    tokio::task::spawn_blocking(move || alarm.clear())
+        .await
+        .expect("clear task")
+        .expect("clear the memory alarm");
+    let (next, _) = rig.start_echo(rig.echo_builder(), Echo::default()).await;
+    let tally = &rig.collector.tally;
+    let all = tally.wait_all(&ids(0..n), ANSWER_TIMEOUT).await;
+    tally.settle(QUIET).await;
+    tally
+        .counts(&ids(0..n))
+        .report_and_check("stop during alarm");
+    assert!(all);
+    next.stop().await.expect("stop");
+    rig.stop().await;
+}
