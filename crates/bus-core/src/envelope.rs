@@ -195,11 +195,29 @@ fn non_empty(s: &Option<String>) -> Option<String> {
     s.as_ref().filter(|s| !s.is_empty()).cloned()
 }
 
+/// A header as text. eventail takes header values as they come, so a
+/// non-text value (an integer status, say) is read as its display form.
 fn header_text(value: &Value) -> Option<String> {
     match value {
         Value::Text(s) => Some(s.clone()),
         Value::Bytes(b) => String::from_utf8(b.clone()).ok(),
-        _ => None,
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Python's truthiness, which eventail applies to `reply_to` and `status`.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Integer(i) => *i != 0,
+        Value::Float(f) => *f != 0.0,
+        Value::Text(s) => !s.is_empty(),
+        Value::Bytes(b) => !b.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Map(m) => !m.is_empty(),
+        Value::Tag(_, inner) => truthy(inner),
     }
 }
 
@@ -245,8 +263,7 @@ pub fn classify(
     if non_empty(&properties.reply_to).is_some() {
         return Ok(MessageKind::Command);
     }
-    let status = properties.headers.get(STATUS_HEADER).and_then(header_text);
-    if status.is_some_and(|s| !s.is_empty()) {
+    if properties.headers.get(STATUS_HEADER).is_some_and(truthy) {
         return Ok(MessageKind::Result);
     }
     Err(InvalidDelivery::NeitherReplyToNorStatus {
@@ -428,6 +445,25 @@ mod tests {
         assert_eq!(meta.routing_key, "ping.EchoReturn");
         // conversation_id and status are envelope fields, not meta headers.
         assert_eq!(meta.headers.keys().collect::<Vec<_>>(), ["x-death"]);
+    }
+
+    #[test]
+    fn non_text_status_follows_python_truthiness() {
+        let mut p = props(Some("c"), None, None);
+        p.headers.insert(STATUS_HEADER.into(), Value::from(1));
+        assert_eq!(classify("commands", "k", &p), Ok(MessageKind::Result));
+        let info = DeliveryInfo {
+            exchange: "commands",
+            routing_key: "k",
+            delivery_tag: 1,
+            redelivered: false,
+        };
+        let (env, _) = Envelope::from_delivery(info, &p).unwrap();
+        assert_eq!(env.status, Some(Status::Other("1".into())));
+        p.headers.insert(STATUS_HEADER.into(), Value::from(0));
+        assert!(classify("commands", "k", &p).is_err());
+        p.headers.insert(STATUS_HEADER.into(), Value::Bool(false));
+        assert!(classify("commands", "k", &p).is_err());
     }
 
     #[test]

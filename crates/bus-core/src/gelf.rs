@@ -254,7 +254,11 @@ impl GelfRecord {
         let level = m
             .shift_remove("level")
             .and_then(|v| v.as_u64())
-            .map_or(LogLevel::Info.syslog(), |l| (l % 8) as u8);
+            // The raw level is kept, as eventail keeps it; only
+            // `log_level()` wraps it into 0-7.
+            .map_or(LogLevel::Info.syslog(), |l| {
+                u8::try_from(l).unwrap_or(u8::MAX)
+            });
         let timestamp = m
             .shift_remove("timestamp")
             .and_then(|v| v.as_f64())
@@ -361,6 +365,8 @@ mod tests {
         assert_eq!(parsed, r);
         assert!(GelfRecord::from_bytes(b"[1]").is_err());
         assert!(GelfRecord::from_bytes(b"not json").is_err());
+        let raw = GelfRecord::from_bytes(br#"{"short_message": "x", "level": 9}"#).unwrap();
+        assert_eq!((raw.level, raw.log_level()), (9, LogLevel::Alert));
         let sparse = GelfRecord::from_bytes(br#"{"short_message": "x"}"#).unwrap();
         assert_eq!(sparse.short_message, "x");
         assert_eq!(sparse.log_level(), LogLevel::Info);

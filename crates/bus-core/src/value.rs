@@ -85,7 +85,7 @@ impl Value {
     /// - tagged values become `{"$tag": <number>, "$value": <value>}`;
     /// - map keys that are not text become their compact display JSON, as text;
     /// - NaN and infinities become the strings `"NaN"`, `"Infinity"` and `"-Infinity"`;
-    /// - integers beyond the `i64`/`u64` range cannot occur.
+    /// - integers below `i64::MIN` (CBOR reaches -2^64) become their decimal text.
     pub fn to_display_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {

@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex};
 
 use amqprs::channel::ConsumerMessage;
-use bus_core::{DeliveryInfo, Envelope, InvalidDelivery, LogLevel, MessageKind};
+use bus_core::{
+    CONVERSATION_ID_HEADER, DeliveryInfo, Envelope, InvalidDelivery, LogLevel, MessageKind, Value,
+};
 use serde::de::IgnoredAny;
 
 use crate::amqp::from_amqp;
@@ -51,7 +53,14 @@ pub(crate) fn prepare(delivery: ConsumerMessage) -> Option<Result<Message, Rejec
                 }
                 other => format!("{other}; dead lettering."),
             };
-            return Some(Err(reject(log, String::new())));
+            // Like eventail, log it in its conversation when it has one.
+            let conversation_id = properties
+                .headers
+                .get(CONVERSATION_ID_HEADER)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            return Some(Err(reject(log, conversation_id)));
         }
     };
     let message = Message::new(envelope, meta, body);

@@ -222,10 +222,20 @@ impl BusLogLayer {
         }
     }
 
+    /// The level a layer forwards from when none is given: WARN.
+    pub const DEFAULT_LEVEL: tracing::Level = tracing::Level::WARN;
+
     pub(crate) fn connect(&self, logger: BusLogger) {
         if let Ok(mut slot) = self.logger.write() {
             *slot = Some(logger);
         }
+    }
+}
+
+impl Default for BusLogLayer {
+    /// Forwards WARN and worse.
+    fn default() -> BusLogLayer {
+        BusLogLayer::new(BusLogLayer::DEFAULT_LEVEL)
     }
 }
 
