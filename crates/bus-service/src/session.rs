@@ -222,13 +222,7 @@ impl<S: Service> Session<'_, S> {
     /// queues right away otherwise.
     async fn start_consuming(&mut self) -> Result<(), EndCause> {
         if let Some(queue) = self.queues.configurations.clone() {
-            let timeout = self.rt.config.connection_timeout;
-            match tokio::time::timeout(timeout, self.consumers.subscribe(&self.main, &queue)).await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(EndCause::Setup(error.to_string())),
-                Err(_) => return Err(EndCause::Setup(timed_out(timeout))),
-            }
+            self.subscribe(&queue).await?;
             self.consumed = true;
             self.rt.shared.health.set_state(ServiceState::Configuring);
             let (service, ctx) = (Arc::clone(&self.rt.service), self.rt.service_context());
@@ -241,19 +235,24 @@ impl<S: Service> Session<'_, S> {
         }
     }
 
+    /// `basic.consume` waits for the broker's answer: bounded, since a
+    /// blocked connection never gets one.
+    async fn subscribe(&mut self, queue: &str) -> Result<(), EndCause> {
+        let timeout = self.rt.config.connection_timeout;
+        match tokio::time::timeout(timeout, self.consumers.subscribe(&self.main, queue)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(EndCause::Setup(error.to_string())),
+            Err(_) => Err(EndCause::Setup(timed_out(timeout))),
+        }
+    }
+
     async fn start_business(&mut self) -> Result<(), EndCause> {
         self.configured = true;
-        let timeout = self.rt.config.connection_timeout;
         for queue in [self.queues.events.clone(), self.queues.commands.clone()]
             .into_iter()
             .flatten()
         {
-            match tokio::time::timeout(timeout, self.consumers.subscribe(&self.main, &queue)).await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(EndCause::Setup(error.to_string())),
-                Err(_) => return Err(EndCause::Setup(timed_out(timeout))),
-            }
+            self.subscribe(&queue).await?;
         }
         self.consumed = true;
         self.rt.shared.health.set_state(ServiceState::Ready);
