@@ -163,9 +163,26 @@ impl Side {
     /// An exclusive queue (gone with this connection) bound to `exchange`
     /// with `key`.
     pub async fn bound_queue(&self, exchange: &str, key: &str) -> String {
+        let args = QueueDeclareArguments::exclusive_server_named();
+        self.declare_and_bind(args, exchange, key).await
+    }
+
+    /// A durable queue `name`, which outlives a broker restart, bound to
+    /// `exchange` with `key`. The caller deletes it.
+    pub async fn durable_bound_queue(&self, name: &str, exchange: &str, key: &str) {
+        let args = QueueDeclareArguments::durable_client_named(name);
+        self.declare_and_bind(args, exchange, key).await;
+    }
+
+    async fn declare_and_bind(
+        &self,
+        args: QueueDeclareArguments,
+        exchange: &str,
+        key: &str,
+    ) -> String {
         let (queue, _, _) = self
             .channel
-            .queue_declare(QueueDeclareArguments::exclusive_server_named())
+            .queue_declare(args)
             .await
             .expect("declare queue")
             .expect("declare-ok");
@@ -174,19 +191,6 @@ impl Side {
             .await
             .expect("bind queue");
         queue
-    }
-
-    /// A durable queue `name`, which outlives a broker restart, bound to
-    /// `exchange` with `key`. The caller deletes it.
-    pub async fn durable_bound_queue(&self, name: &str, exchange: &str, key: &str) {
-        self.channel
-            .queue_declare(QueueDeclareArguments::durable_client_named(name))
-            .await
-            .expect("declare queue");
-        self.channel
-            .queue_bind(QueueBindArguments::new(name, exchange, key))
-            .await
-            .expect("bind queue");
     }
 
     /// A queue that receives the bus logs of `service` at `level`

@@ -14,7 +14,7 @@ use bus_core::Exchange;
 use bus_integration_tests::broker::Side;
 use bus_integration_tests::echo::{Echo, Work};
 use bus_integration_tests::rig::{Rig, close_connections_of};
-use bus_integration_tests::states::{StateLog, wait_ready};
+use bus_integration_tests::states::StateLog;
 use bus_service::ServiceState;
 use bus_test_support::{MemoryAlarm, StoppedApp, amqp_url, serial, unique};
 
@@ -45,6 +45,21 @@ fn serialised<F: Future<Output = ()>>(test: F) {
         .build()
         .expect("runtime")
         .block_on(test);
+}
+
+/// Queues commands `0..n` for the echo service (declaring its queue by
+/// starting it once), then raises the memory alarm. The commands are
+/// queued first because, with the alarm on, the sender could not publish
+/// them: the service's replies are what must stall.
+async fn queue_then_raise_alarm(rig: &Rig, n: u64) -> MemoryAlarm {
+    let (declare, _) = rig.start_echo(rig.echo_builder(), Echo::default()).await;
+    declare.stop().await.expect("stop");
+    rig.sender.send_many(0..n, Duration::ZERO).await;
+    assert!(rig.sender.wait_confirmed(ANSWER_TIMEOUT).await);
+    tokio::task::spawn_blocking(MemoryAlarm::raise)
+        .await
+        .expect("alarm task")
+        .expect("raise the memory alarm")
 }
 
 /// c. The broker restarts (`stop_app`, `start_app`) while commands stream
@@ -132,22 +147,7 @@ async fn memory_alarm() {
     let rig = Rig::new(&amqp_url(), "fault-stall").await;
     let warnings = rig.side.logs_of(&rig.echo, "WARNING").await;
     let n = 30;
-    // Queued before the alarm: with the alarm on, the sender could not
-    // publish them, and the service's replies are what must stall.
-    rig.side.declare_exchanges().await;
-    let echo_queue_ready = rig
-        .echo_builder()
-        .start(Echo::default())
-        .expect("declare the echo's queue");
-    wait_ready(&echo_queue_ready.health(), "echo").await;
-    echo_queue_ready.stop().await.expect("stop");
-    rig.sender.send_many(0..n, Duration::ZERO).await;
-    assert!(rig.sender.wait_confirmed(ANSWER_TIMEOUT).await);
-
-    let alarm = tokio::task::spawn_blocking(MemoryAlarm::raise)
-        .await
-        .expect("alarm task")
-        .expect("raise the memory alarm");
+    let alarm = queue_then_raise_alarm(&rig, n).await;
     let raised = Instant::now();
     let confirm_timeout = Duration::from_secs(2);
     let echo = rig
@@ -253,15 +253,7 @@ fn stop_during_memory_alarm() {
 async fn stop_while_blocked() {
     let rig = Rig::new(&amqp_url(), "fault-stop-blocked").await;
     let n = 10;
-    let (declare, _) = rig.start_echo(rig.echo_builder(), Echo::default()).await;
-    declare.stop().await.expect("stop");
-    rig.sender.send_many(0..n, Duration::ZERO).await;
-    assert!(rig.sender.wait_confirmed(ANSWER_TIMEOUT).await);
-
-    let alarm = tokio::task::spawn_blocking(MemoryAlarm::raise)
-        .await
-        .expect("alarm task")
-        .expect("raise the memory alarm");
+    let alarm = queue_then_raise_alarm(&rig, n).await;
     let stop_timeout = Duration::from_secs(2);
     let blocked = Echo::default();
     let invocations = blocked.invocations.clone();
