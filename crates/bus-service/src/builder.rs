@@ -140,7 +140,10 @@ impl ServiceBuilder {
         self
     }
 
-    /// How long opening a connection may take (default 10 s).
+    /// How long opening a connection may take (default 10 s). The same
+    /// bound applies to setting it up (channels, topology, consumers) and
+    /// to sending an acknowledgement: a broker that does not answer in
+    /// time is treated as gone, and the service reconnects.
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.config.connection_timeout = timeout;
         self
@@ -280,8 +283,7 @@ impl ServiceBuilder {
     /// the process at once with status 1.
     pub async fn run<S: Service>(self, service: S) -> Result<(), RunError> {
         let handle = self.start(service)?;
-        let token = handle.shutdown_token();
-        tokio::spawn(signals::stop_on_signals(token));
+        tokio::spawn(signals::stop_on_signals(handle.shutdown_token()));
         handle.join().await
     }
 
