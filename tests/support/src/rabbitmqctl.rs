@@ -209,6 +209,38 @@ pub fn list_queues() -> Result<Vec<(String, u64)>, String> {
         .collect())
 }
 
+/// The message counts of one queue, as the broker reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    /// Ready messages, waiting for a consumer.
+    pub ready: u64,
+    /// Messages delivered to a consumer and not yet acked or nacked.
+    pub unacked: u64,
+}
+
+/// The counts of queue `name`, or `None` when it does not exist.
+///
+/// Unlike a passive `queue.declare`, which reports only ready messages,
+/// this also sees the messages a consumer holds without having acked them.
+pub fn queue_counts(name: &str) -> Result<Option<QueueCounts>, String> {
+    let vhost = vhost();
+    let rows = list(&[
+        "list_queues",
+        "-p",
+        &vhost,
+        "name",
+        "messages_ready",
+        "messages_unacknowledged",
+    ])?;
+    Ok(rows
+        .iter()
+        .find(|row| row["name"].as_str() == Some(name))
+        .map(|row| QueueCounts {
+            ready: row["messages_ready"].as_u64().unwrap_or(0),
+            unacked: row["messages_unacknowledged"].as_u64().unwrap_or(0),
+        }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,194 @@
+//! Behaviour 8, the batch helper: events accumulate up to N items or T
+//! seconds, then one callback gets them all; the deliveries are acked with
+//! one `multiple` ack, and a failed batch is requeued once, then
+//! dead-lettered. Nothing is left unacked in the queue.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bus_service::{Batch, Context, HandlerError, Router, ServiceBuilder};
+use bus_test_support::rabbitmqctl::{self, QueueCounts};
+use bus_test_support::{Policy, QueueCleanup, amqp_url, unique};
+use serde::{Deserialize, Serialize};
+
+use common::{Listener, Trace, start, wait_until};
+
+const BATCH_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+struct Item {
+    n: u32,
+}
+
+/// When each item was pushed, and each batch the callback got.
+#[derive(Default)]
+struct Seen {
+    pushed: Vec<(u32, Instant)>,
+    batches: Vec<(Instant, Vec<Item>)>,
+}
+
+fn router(key: &str, batch: Batch<Item>, seen: &Arc<Mutex<Seen>>) -> Router {
+    let seen = Arc::clone(seen);
+    Router::new().event(key, move |ctx: Context, item: Item| {
+        let (batch, seen) = (batch.clone(), Arc::clone(&seen));
+        async move {
+            seen.lock().unwrap().pushed.push((item.n, Instant::now()));
+            batch.push(&ctx, item).await
+        }
+    })
+}
+
+fn queue_counts(queue: &str) -> QueueCounts {
+    rabbitmqctl::queue_counts(queue)
+        .expect("rabbitmqctl")
+        .unwrap_or_else(|| panic!("queue {queue} missing"))
+}
+
+#[tokio::test]
+async fn items_are_processed_by_n_or_after_t_and_acked_with_one_multiple_ack() {
+    let url = amqp_url();
+    let name = unique("batch");
+    let queue = format!("{name}.events");
+    let _cleanup = QueueCleanup::new(&url, [queue.clone()]);
+    let key = format!("{name}.item");
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let recorded = Arc::clone(&seen);
+    let batch = Batch::new(5, BATCH_TIMEOUT, move |_ctx: Context, items: Vec<Item>| {
+        let recorded = Arc::clone(&recorded);
+        async move {
+            recorded
+                .lock()
+                .unwrap()
+                .batches
+                .push((Instant::now(), items));
+            Ok::<(), HandlerError>(())
+        }
+    });
+    let trace = Trace::default();
+    // Deferred deliveries count against the prefetch: it must let a full
+    // batch in.
+    let builder = trace.observe(ServiceBuilder::new(&name).prefetch(10));
+    let handle = start(builder, router(&key, batch, &seen)).await;
+
+    let publisher = handle.publisher();
+    for n in 0..12 {
+        publisher
+            .publish_event(&key, &Item { n }, "batch")
+            .await
+            .expect("publish");
+    }
+    wait_until("the last delivery acked", || {
+        trace.acks().iter().any(|(tag, _)| *tag == 12)
+    })
+    .await;
+
+    {
+        let seen = seen.lock().unwrap();
+        let sizes: Vec<_> = seen.batches.iter().map(|(_, items)| items.len()).collect();
+        assert_eq!(sizes, [5, 5, 2], "two full batches, then what T let in");
+        let items: Vec<u32> = seen
+            .batches
+            .iter()
+            .flat_map(|(_, b)| b)
+            .map(|i| i.n)
+            .collect();
+        assert_eq!(
+            items,
+            (0..12).collect::<Vec<_>>(),
+            "every item once, in order"
+        );
+        let (_, first_of_last) = seen.pushed[10];
+        let (flushed, _) = seen.batches[2];
+        assert!(
+            flushed.duration_since(first_of_last) >= BATCH_TIMEOUT,
+            "an incomplete batch waits T after its first item"
+        );
+    }
+    assert_eq!(
+        trace.acks(),
+        [(5, true), (10, true), (12, true)],
+        "one multiple ack per batch, none before"
+    );
+    assert!(trace.nacks().is_empty());
+
+    let counts = queue_counts(&queue);
+    assert_eq!(counts, QueueCounts::default(), "nothing left unacked");
+    handle.stop().await.expect("stop");
+    assert_eq!(queue_counts(&queue), QueueCounts::default());
+}
+
+#[tokio::test]
+async fn a_failed_batch_is_requeued_once_then_dead_lettered() {
+    let url = amqp_url();
+    let name = unique("batch-fail");
+    let queue = format!("{name}.events");
+    let _cleanup = QueueCleanup::new(&url, [queue.clone()]);
+    let mut dead_letters = Listener::dead_letters().await;
+    let _policy = Policy::set(
+        &format!("^{name}\\.events$"),
+        &format!(
+            r#"{{"dead-letter-exchange":"{}"}}"#,
+            dead_letters.exchange()
+        ),
+        "queues",
+    )
+    .expect("policy");
+    let key = format!("{name}.item");
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let recorded = Arc::clone(&seen);
+    let batch = Batch::new(3, BATCH_TIMEOUT, move |_ctx: Context, items: Vec<Item>| {
+        let recorded = Arc::clone(&recorded);
+        async move {
+            recorded
+                .lock()
+                .unwrap()
+                .batches
+                .push((Instant::now(), items));
+            Err::<(), _>(HandlerError::msg("the batch fails"))
+        }
+    });
+    let trace = Trace::default();
+    let builder = trace.observe(ServiceBuilder::new(&name).prefetch(10));
+    let handle = start(builder, router(&key, batch, &seen)).await;
+
+    let publisher = handle.publisher();
+    for n in 0..3 {
+        publisher
+            .publish_event(&key, &Item { n }, "batch")
+            .await
+            .expect("publish");
+    }
+    let dead: Vec<Item> = dead_letters
+        .take(3)
+        .await
+        .iter()
+        .map(|m| {
+            assert_eq!(m.routing_key, key);
+            m.payload()
+        })
+        .collect();
+    let mut dead_ns: Vec<u32> = dead.iter().map(|i| i.n).collect();
+    dead_ns.sort_unstable();
+    assert_eq!(dead_ns, [0, 1, 2], "every item of the batch dead-lettered");
+
+    let batches: Vec<usize> = seen
+        .lock()
+        .unwrap()
+        .batches
+        .iter()
+        .map(|(_, items)| items.len())
+        .collect();
+    assert_eq!(batches, [3, 3], "tried once, then once more on redelivery");
+    let nacks = trace.nacks();
+    let requeued: Vec<bool> = nacks.iter().map(|(_, requeue)| *requeue).collect();
+    assert_eq!(requeued, [true, true, true, false, false, false]);
+    assert!(trace.acks().is_empty(), "a failed batch is never acked");
+    assert_eq!(handle.health().counters().dead_lettered, 3);
+
+    handle.stop().await.expect("stop");
+    assert_eq!(queue_counts(&queue), QueueCounts::default());
+    assert_eq!(dead_letters.waiting().await, 0, "no further dead letters");
+    dead_letters.close().await;
+}
