@@ -241,6 +241,41 @@ pub fn queue_counts(name: &str) -> Result<Option<QueueCounts>, String> {
         }))
 }
 
+/// The queues bound to `exchange` with exactly `routing_key`, as
+/// `(queue, exclusive)`.
+pub fn queues_bound(exchange: &str, routing_key: &str) -> Result<Vec<(String, bool)>, String> {
+    let vhost = vhost();
+    let bindings = list(&[
+        "list_bindings",
+        "-p",
+        &vhost,
+        "source_name",
+        "destination_name",
+        "destination_kind",
+        "routing_key",
+    ])?;
+    let exclusive: Vec<(String, bool)> = list(&["list_queues", "-p", &vhost, "name", "exclusive"])?
+        .iter()
+        .map(|row| {
+            let name = row["name"].as_str().unwrap_or_default().to_owned();
+            (name, row["exclusive"].as_bool().unwrap_or(false))
+        })
+        .collect();
+    Ok(bindings
+        .iter()
+        .filter(|b| {
+            b["source_name"].as_str() == Some(exchange)
+                && b["routing_key"].as_str() == Some(routing_key)
+                && b["destination_kind"].as_str() == Some("queue")
+        })
+        .filter_map(|b| b["destination_name"].as_str())
+        .map(|queue| {
+            let is_exclusive = exclusive.iter().any(|(name, e)| name == queue && *e);
+            (queue.to_owned(), is_exclusive)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
