@@ -216,9 +216,19 @@ pub struct QueueCounts {
     pub ready: u64,
     /// Messages delivered to a consumer and not yet acked or nacked.
     pub unacked: u64,
+    /// Consumers subscribed to it.
+    pub consumers: u64,
 }
 
-/// The counts of queue `name`, or `None` when it does not exist.
+impl QueueCounts {
+    /// No message in the queue, ready or unacked.
+    pub fn is_empty(&self) -> bool {
+        self.ready == 0 && self.unacked == 0
+    }
+}
+
+/// The message and consumer counts of queue `name`, or `None` when it
+/// does not exist.
 ///
 /// Unlike a passive `queue.declare`, which reports only ready messages,
 /// this also sees the messages a consumer holds without having acked them.
@@ -231,6 +241,7 @@ pub fn queue_counts(name: &str) -> Result<Option<QueueCounts>, String> {
         "name",
         "messages_ready",
         "messages_unacknowledged",
+        "consumers",
     ])?;
     Ok(rows
         .iter()
@@ -238,6 +249,7 @@ pub fn queue_counts(name: &str) -> Result<Option<QueueCounts>, String> {
         .map(|row| QueueCounts {
             ready: row["messages_ready"].as_u64().unwrap_or(0),
             unacked: row["messages_unacknowledged"].as_u64().unwrap_or(0),
+            consumers: row["consumers"].as_u64().unwrap_or(0),
         }))
 }
 
