@@ -8,7 +8,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bus_service::{Batch, Context, HandlerError, Router, ServiceBuilder};
+use bus_service::{Batch, Context, HandlerError, Router, ServiceBuilder, ServiceHandle};
 use bus_test_support::rabbitmqctl::{self, QueueCounts};
 use bus_test_support::{Policy, QueueCleanup, amqp_url, unique};
 use serde::{Deserialize, Serialize};
@@ -29,15 +29,52 @@ struct Seen {
     batches: Vec<(Instant, Vec<Item>)>,
 }
 
-fn router(key: &str, batch: Batch<Item>, seen: &Arc<Mutex<Seen>>) -> Router {
-    let seen = Arc::clone(seen);
-    Router::new().event(key, move |ctx: Context, item: Item| {
-        let (batch, seen) = (batch.clone(), Arc::clone(&seen));
+/// A service that batches its events `<name>.item` by `max`, with a
+/// callback that records each batch, and fails if `fail` is set.
+async fn batching(name: &str, max: usize, fail: bool) -> (ServiceHandle, Arc<Mutex<Seen>>, Trace) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let recorded = Arc::clone(&seen);
+    let batch = Batch::new(
+        max,
+        BATCH_TIMEOUT,
+        move |_ctx: Context, items: Vec<Item>| {
+            recorded
+                .lock()
+                .unwrap()
+                .batches
+                .push((Instant::now(), items));
+            async move {
+                if fail {
+                    return Err(HandlerError::msg("the batch fails"));
+                }
+                Ok(())
+            }
+        },
+    );
+    let pushed = Arc::clone(&seen);
+    let router = Router::new().event(&format!("{name}.item"), move |ctx: Context, item: Item| {
+        let (batch, pushed) = (batch.clone(), Arc::clone(&pushed));
         async move {
-            seen.lock().unwrap().pushed.push((item.n, Instant::now()));
+            pushed.lock().unwrap().pushed.push((item.n, Instant::now()));
             batch.push(&ctx, item).await
         }
-    })
+    });
+    let trace = Trace::default();
+    // Deferred deliveries count against the prefetch: it must let a full
+    // batch in.
+    let builder = trace.observe(ServiceBuilder::new(name).prefetch(10));
+    (start(builder, router).await, seen, trace)
+}
+
+/// Publishes items 0 to `count` - 1, in order.
+async fn publish(handle: &ServiceHandle, key: &str, count: u32) {
+    let publisher = handle.publisher();
+    for n in 0..count {
+        publisher
+            .publish_event(key, &Item { n }, "batch")
+            .await
+            .expect("publish");
+    }
 }
 
 fn queue_counts(queue: &str) -> QueueCounts {
@@ -53,32 +90,8 @@ async fn items_are_processed_by_n_or_after_t_and_acked_with_one_multiple_ack() {
     let queue = format!("{name}.events");
     let _cleanup = QueueCleanup::new(&url, [queue.clone()]);
     let key = format!("{name}.item");
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let recorded = Arc::clone(&seen);
-    let batch = Batch::new(5, BATCH_TIMEOUT, move |_ctx: Context, items: Vec<Item>| {
-        let recorded = Arc::clone(&recorded);
-        async move {
-            recorded
-                .lock()
-                .unwrap()
-                .batches
-                .push((Instant::now(), items));
-            Ok::<(), HandlerError>(())
-        }
-    });
-    let trace = Trace::default();
-    // Deferred deliveries count against the prefetch: it must let a full
-    // batch in.
-    let builder = trace.observe(ServiceBuilder::new(&name).prefetch(10));
-    let handle = start(builder, router(&key, batch, &seen)).await;
-
-    let publisher = handle.publisher();
-    for n in 0..12 {
-        publisher
-            .publish_event(&key, &Item { n }, "batch")
-            .await
-            .expect("publish");
-    }
+    let (handle, seen, trace) = batching(&name, 5, false).await;
+    publish(&handle, &key, 12).await;
     wait_until("the last delivery acked", || {
         trace.acks().iter().any(|(tag, _)| *tag == 12)
     })
@@ -137,30 +150,8 @@ async fn a_failed_batch_is_requeued_once_then_dead_lettered() {
     )
     .expect("policy");
     let key = format!("{name}.item");
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let recorded = Arc::clone(&seen);
-    let batch = Batch::new(3, BATCH_TIMEOUT, move |_ctx: Context, items: Vec<Item>| {
-        let recorded = Arc::clone(&recorded);
-        async move {
-            recorded
-                .lock()
-                .unwrap()
-                .batches
-                .push((Instant::now(), items));
-            Err::<(), _>(HandlerError::msg("the batch fails"))
-        }
-    });
-    let trace = Trace::default();
-    let builder = trace.observe(ServiceBuilder::new(&name).prefetch(10));
-    let handle = start(builder, router(&key, batch, &seen)).await;
-
-    let publisher = handle.publisher();
-    for n in 0..3 {
-        publisher
-            .publish_event(&key, &Item { n }, "batch")
-            .await
-            .expect("publish");
-    }
+    let (handle, seen, trace) = batching(&name, 3, true).await;
+    publish(&handle, &key, 3).await;
     let dead: Vec<Item> = dead_letters
         .take(3)
         .await
