@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use common::{Listener, Trace, start, wait_until};
 
-const BATCH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Long enough for a full batch to be published before it expires, even on
+/// a busy machine.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 struct Item {
