@@ -3,17 +3,17 @@
 //! one `multiple` ack, and a failed batch is requeued once, then
 //! dead-lettered. Nothing is left unacked in the queue.
 
-mod common;
+mod probe;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bus_service::{Batch, Context, HandlerError, Router, ServiceBuilder, ServiceHandle};
-use bus_test_support::rabbitmqctl::{self, QueueCounts};
+use bus_service::{Batch, Context, HandlerError, Router, ServiceHandle};
 use bus_test_support::{Policy, QueueCleanup, amqp_url, unique};
 use serde::{Deserialize, Serialize};
 
-use common::{Listener, Trace, start, wait_until};
+use probe::trace::{Trace, acks, nacks, recording, snapshot, wait_for_trace};
+use probe::{Probe, builder, start, stop, wait_until_empty};
 
 /// Long enough for a full batch to be published before it expires, even on
 /// a busy machine.
@@ -61,10 +61,10 @@ async fn batching(name: &str, max: usize, fail: bool) -> (ServiceHandle, Arc<Mut
             batch.push(&ctx, item).await
         }
     });
-    let trace = Trace::default();
+    let (trace, observer) = recording();
     // Deferred deliveries count against the prefetch: it must let a full
     // batch in.
-    let builder = trace.observe(ServiceBuilder::new(name).prefetch(10));
+    let builder = builder(name).prefetch(10).observe(observer);
     (start(builder, router).await, seen, trace)
 }
 
@@ -79,12 +79,6 @@ async fn publish(handle: &ServiceHandle, key: &str, count: u32) {
     }
 }
 
-fn queue_counts(queue: &str) -> QueueCounts {
-    rabbitmqctl::queue_counts(queue)
-        .expect("rabbitmqctl")
-        .unwrap_or_else(|| panic!("queue {queue} missing"))
-}
-
 #[tokio::test]
 async fn items_are_processed_by_n_or_after_t_and_acked_with_one_multiple_ack() {
     let url = amqp_url();
@@ -94,10 +88,11 @@ async fn items_are_processed_by_n_or_after_t_and_acked_with_one_multiple_ack() {
     let key = format!("{name}.item");
     let (handle, seen, trace) = batching(&name, 5, false).await;
     publish(&handle, &key, 12).await;
-    wait_until("the last delivery acked", || {
-        trace.acks().iter().any(|(tag, _)| *tag == 12)
+    wait_for_trace(&trace, "the last delivery acked", |t| {
+        acks(t).iter().any(|(tag, _)| *tag == 12)
     })
     .await;
+    let trace = snapshot(&trace);
 
     {
         let seen = seen.lock().unwrap();
@@ -122,17 +117,16 @@ async fn items_are_processed_by_n_or_after_t_and_acked_with_one_multiple_ack() {
         );
     }
     assert_eq!(
-        trace.acks(),
+        acks(&trace),
         [(5, true), (10, true), (12, true)],
         "one multiple ack per batch, none before"
     );
-    assert!(trace.nacks().is_empty());
+    assert!(nacks(&trace).is_empty());
 
-    let counts = queue_counts(&queue);
-    assert!(counts.is_empty(), "nothing left unacked: {counts:?}");
-    handle.stop().await.expect("stop");
-    let counts = queue_counts(&queue);
-    assert!(counts.is_empty(), "nothing left once stopped: {counts:?}");
+    // Nothing unacked while it runs, and nothing requeued when it stops.
+    wait_until_empty(&queue).await;
+    stop(handle).await;
+    wait_until_empty(&queue).await;
 }
 
 #[tokio::test]
@@ -141,29 +135,25 @@ async fn a_failed_batch_is_requeued_once_then_dead_lettered() {
     let name = unique("batch-fail");
     let queue = format!("{name}.events");
     let _cleanup = QueueCleanup::new(&url, [queue.clone()]);
-    let mut dead_letters = Listener::dead_letters().await;
+    let probe = Probe::open().await;
+    let dlx = unique("dlx");
+    probe.declare_exchange(&dlx, "topic").await;
+    let mut dead_letters = probe.listen(&dlx, &["#"]).await;
     let _policy = Policy::set(
         &format!("^{name}\\.events$"),
-        &format!(
-            r#"{{"dead-letter-exchange":"{}"}}"#,
-            dead_letters.exchange()
-        ),
+        &format!(r#"{{"dead-letter-exchange":"{dlx}"}}"#),
         "queues",
     )
     .expect("policy");
     let key = format!("{name}.item");
     let (handle, seen, trace) = batching(&name, 3, true).await;
     publish(&handle, &key, 3).await;
-    let dead: Vec<Item> = dead_letters
-        .take(3)
-        .await
-        .iter()
-        .map(|m| {
-            assert_eq!(m.routing_key, key);
-            m.payload()
-        })
-        .collect();
-    let mut dead_ns: Vec<u32> = dead.iter().map(|i| i.n).collect();
+    let mut dead_ns = Vec::new();
+    for _ in 0..3 {
+        let dead = dead_letters.next("a dead letter").await;
+        assert_eq!(dead.routing_key, key);
+        dead_ns.push(dead.payload::<Item>().n);
+    }
     dead_ns.sort_unstable();
     assert_eq!(dead_ns, [0, 1, 2], "every item of the batch dead-lettered");
 
@@ -175,15 +165,15 @@ async fn a_failed_batch_is_requeued_once_then_dead_lettered() {
         .map(|(_, items)| items.len())
         .collect();
     assert_eq!(batches, [3, 3], "tried once, then once more on redelivery");
-    let nacks = trace.nacks();
-    let requeued: Vec<bool> = nacks.iter().map(|(_, requeue)| *requeue).collect();
+    let trace = snapshot(&trace);
+    let requeued: Vec<bool> = nacks(&trace).iter().map(|(_, requeue)| *requeue).collect();
     assert_eq!(requeued, [true, true, true, false, false, false]);
-    assert!(trace.acks().is_empty(), "a failed batch is never acked");
+    assert!(acks(&trace).is_empty(), "a failed batch is never acked");
     assert_eq!(handle.health().counters().dead_lettered, 3);
 
-    handle.stop().await.expect("stop");
-    let counts = queue_counts(&queue);
-    assert!(counts.is_empty(), "nothing left once stopped: {counts:?}");
-    assert_eq!(dead_letters.waiting().await, 0, "no further dead letters");
-    dead_letters.close().await;
+    stop(handle).await;
+    wait_until_empty(&queue).await;
+    let more = dead_letters.drain_for(Duration::from_millis(300)).await;
+    assert!(more.is_empty(), "no further dead letters: {more:?}");
+    probe.close().await;
 }

@@ -3,21 +3,19 @@
 //! bound for the command; concurrent calls share one exclusive reply queue
 //! and each gets its own answer by its correlation id.
 
-mod common;
+mod probe;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bus_service::bus_core::{Exchange, Status};
-use bus_service::{
-    CallError, CallOptions, Client, Context, HandlerError, Router, ServiceBuilder, ServiceHandle,
-};
-use bus_test_support::{QueueCleanup, amqp_url, rabbitmqctl, unique};
+use bus_service::{CallError, CallOptions, Client, Context, HandlerError, Router, ServiceHandle};
+use bus_test_support::{QueueCleanup, amqp_url, unique};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use common::{WAIT, start};
+use probe::{WAIT, bound_queues, builder, queue_row, start, stop};
 
 #[derive(Serialize, Deserialize)]
 struct Echo {
@@ -77,8 +75,8 @@ impl Setup {
         let name = unique("echo");
         let cleanup = QueueCleanup::new(&url, [format!("{name}.commands")]);
         let seen = Seen::default();
-        let service = start(ServiceBuilder::new(&name), echo_service(&seen)).await;
-        let client = Client::connect(ServiceBuilder::new(&unique("caller")).url(&url), WAIT)
+        let service = start(builder(&name), echo_service(&seen)).await;
+        let client = Client::connect(builder(&unique("caller")), WAIT)
             .await
             .expect("client");
         Setup {
@@ -96,7 +94,7 @@ impl Setup {
 
     async fn stop(self) {
         self.client.close().await.expect("close client");
-        self.service.stop().await.expect("stop service");
+        stop(self.service).await;
     }
 }
 
@@ -180,12 +178,9 @@ async fn a_call_nobody_answers_times_out() {
 
 #[tokio::test]
 async fn a_command_no_queue_is_bound_for_is_unroutable() {
-    let client = Client::connect(
-        ServiceBuilder::new(&unique("caller")).url(&amqp_url()),
-        WAIT,
-    )
-    .await
-    .expect("client");
+    let client = Client::connect(builder(&unique("caller")), WAIT)
+        .await
+        .expect("client");
     let command = format!("{}.Nothing", unique("nobody"));
     // With this timeout, only the broker's return can end the call early.
     let outcome = client
@@ -227,11 +222,13 @@ async fn concurrent_calls_share_one_reply_queue_and_each_gets_its_own_answer() {
         BTreeSet::from([client.reply_to()]),
         "one reply key for every call"
     );
-    let queues = rabbitmqctl::queues_bound(Exchange::Commands.name(), client.reply_to())
-        .expect("rabbitmqctl");
-    assert!(
-        matches!(queues.as_slice(), [(_, true)]),
-        "one exclusive queue behind it: {queues:?}"
-    );
+    let [queues] = bound_queues(&[(Exchange::Commands.name(), client.reply_to())])
+        .try_into()
+        .expect("one binding asked");
+    let [queue] = queues.as_slice() else {
+        panic!("one queue behind the reply key: {queues:?}");
+    };
+    let exclusive = queue_row(queue, &["exclusive"]).expect("the reply queue")["exclusive"].clone();
+    assert_eq!(exclusive, true, "the reply queue is exclusive");
     setup.stop().await;
 }

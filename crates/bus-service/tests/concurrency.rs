@@ -3,17 +3,18 @@
 //! what its handler published; with the default of 1, deliveries are
 //! handled one at a time, in order, as in eventail.
 
-mod common;
+mod probe;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bus_service::{Context, HandlerError, Router, ServiceBuilder};
+use bus_service::{Context, HandlerError, Router, ServiceBuilder, TraceEvent};
 use bus_test_support::{QueueCleanup, amqp_url, unique};
 use serde::{Deserialize, Serialize};
 
-use common::{Trace, assert_acks_follow_confirms, start, wait_until};
+use probe::trace::{recording, replay, snapshot, wait_for_trace};
+use probe::{builder, start, stop};
 
 #[derive(Serialize, Deserialize)]
 struct Job {
@@ -76,8 +77,9 @@ async fn run(builder: ServiceBuilder, jobs: u32, work: Duration) -> (usize, Vec<
     let _cleanup = QueueCleanup::new(&url, [format!("{name}.events")]);
     let key = format!("{name}.job");
     let (overlap, order) = (Arc::new(Overlap::default()), Arc::default());
-    let trace = Trace::default();
-    let handle = start(trace.observe(builder), worker(&key, work, &overlap, &order)).await;
+    let (trace, observer) = recording();
+    let service = worker(&key, work, &overlap, &order);
+    let handle = start(builder.observe(observer), service).await;
 
     let publisher = handle.publisher();
     for n in 0..jobs {
@@ -86,22 +88,23 @@ async fn run(builder: ServiceBuilder, jobs: u32, work: Duration) -> (usize, Vec<
             .await
             .expect("publish");
     }
-    wait_until("every job acked", || {
-        assert_acks_follow_confirms(&trace.events()).len() == jobs as usize
+    // The replay fails on any ack sent before the confirms it depends on.
+    wait_for_trace(&trace, "every job acked", |t| {
+        replay(t).acked.len() == jobs as usize
     })
     .await;
-    handle.stop().await.expect("stop");
+    stop(handle).await;
 
-    let trace = trace.events();
-    let acked = assert_acks_follow_confirms(&trace);
+    let trace = snapshot(&trace);
+    let acked: Vec<u64> = replay(&trace).acked.iter().map(|(_, tag)| *tag).collect();
     assert_eq!(
         acked,
-        (1..=u64::from(jobs)).collect(),
+        (1..=u64::from(jobs)).collect::<Vec<_>>(),
         "every delivery acked once"
     );
-    let outputs = trace.iter().filter(|e| {
-        matches!(e, bus_service::TraceEvent::HandlerFinished { outputs, .. } if outputs.len() == 1)
-    });
+    let outputs = trace
+        .iter()
+        .filter(|e| matches!(e, TraceEvent::HandlerFinished { outputs, .. } if outputs.len() == 1));
     assert_eq!(
         outputs.count(),
         jobs as usize,
@@ -114,7 +117,7 @@ async fn run(builder: ServiceBuilder, jobs: u32, work: Duration) -> (usize, Vec<
 #[tokio::test]
 async fn with_concurrency_n_up_to_n_handlers_overlap_and_acks_still_follow_confirms() {
     const N: usize = 4;
-    let builder = ServiceBuilder::new(&unique("concurrent"))
+    let builder = builder(&unique("concurrent"))
         .concurrency(N)
         .prefetch(2 * N as u16);
     let (most, order) = run(builder, 16, Duration::from_millis(100)).await;
@@ -133,7 +136,7 @@ async fn with_concurrency_n_up_to_n_handlers_overlap_and_acks_still_follow_confi
 async fn by_default_deliveries_are_handled_one_at_a_time_in_order() {
     // A prefetch above 1 lets the broker send ahead, so only the runtime
     // keeps handlers from overlapping.
-    let builder = ServiceBuilder::new(&unique("sequential")).prefetch(10);
+    let builder = builder(&unique("sequential")).prefetch(10);
     let (most, order) = run(builder, 20, Duration::from_millis(10)).await;
     assert_eq!(most, 1, "handlers never overlap");
     assert_eq!(order, (0..20).collect::<Vec<_>>(), "handled in order");

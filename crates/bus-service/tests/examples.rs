@@ -16,7 +16,7 @@
 //! eventail's reference venv must be at `<workspace>/target/pyref`; the
 //! test fails, with the command that creates it, when it is missing.
 
-mod common;
+mod probe;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -25,12 +25,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bus_service::bus_core::{Exchange, GelfRecord, LogLevel, Status};
-use bus_service::{CallError, CallOptions, Client, ServiceBuilder};
-use bus_test_support::rabbitmqctl::{self, QueueCounts};
-use bus_test_support::{QueueCleanup, amqp_url, unique};
+use bus_service::{CallError, CallOptions, Client};
+use bus_test_support::{QueueCleanup, amqp_url, rabbitmqctl, unique};
 use serde_json::json;
 
-use common::{Listener, WAIT};
+use probe::{Listener, Probe, WAIT, builder, queue_row, wait_until_empty};
 
 /// Two levels above this package: `crates/bus-service`.
 fn workspace_root() -> &'static Path {
@@ -208,18 +207,11 @@ async fn call_pong(client: &Client, text: &str, conversation: &str) -> bus_servi
 
 /// The first INFO record about `text` that pong logged on the bus.
 async fn pong_log(logs: &mut Listener, text: &str) -> GelfRecord {
-    loop {
-        let message = logs.next().await;
-        let record = GelfRecord::from_bytes(&message.body).expect("a GELF record");
-        if record.full_message.contains(text) {
-            assert_eq!(message.routing_key, "pong.INFO");
-            return record;
-        }
-    }
-}
-
-fn queue_counts(queue: &str) -> Option<QueueCounts> {
-    rabbitmqctl::queue_counts(queue).expect("rabbitmqctl")
+    let about =
+        |body: &[u8]| GelfRecord::from_bytes(body).is_ok_and(|r| r.full_message.contains(text));
+    let message = logs.next_where("pong's log", |m| about(&m.body)).await;
+    assert_eq!(message.routing_key, "pong.INFO");
+    GelfRecord::from_bytes(&message.body).expect("a GELF record")
 }
 
 /// pong answers the client and logs it; eventail's `send_command.py` gets
@@ -231,9 +223,9 @@ async fn pong_and_ping_on_the_bus_with_eventail_and_stopped_by_sigterm() {
     let venv = pyref();
     // Another pong on the broker would answer some of the commands, and
     // lose its queue when this test deletes it.
-    let other_pongs = queue_counts("pong.commands").map_or(0, |c| c.consumers);
-    assert_eq!(
-        other_pongs, 0,
+    let consumers = queue_row("pong.commands", &["consumers"]).map(|row| row["consumers"].clone());
+    assert!(
+        consumers.is_none_or(|c| c == 0),
         "another pong consumes pong.commands; stop it, as this test runs its own"
     );
     let ping_name = unique("ping");
@@ -241,9 +233,12 @@ async fn pong_and_ping_on_the_bus_with_eventail_and_stopped_by_sigterm() {
     let _cleanup = QueueCleanup::new(&url, ["pong.commands".to_owned(), ping_queue.clone()]);
     examples_dir();
 
-    let mut logs = Listener::on(Exchange::Logs.name(), &["pong.INFO"]).await;
+    let probe = Probe::open().await;
+    // Bound before pong has declared the exchanges.
+    probe.declare_bus_exchanges().await;
+    let mut logs = probe.listen(Exchange::Logs.name(), &["pong.INFO"]).await;
     let mut pong = Program::example("pong", &[&url]);
-    let client = Client::connect(ServiceBuilder::new(&unique("examples")).url(&url), WAIT)
+    let client = Client::connect(builder(&unique("examples")), WAIT)
         .await
         .expect("client");
 
@@ -262,7 +257,6 @@ async fn pong_and_ping_on_the_bus_with_eventail_and_stopped_by_sigterm() {
     assert_eq!(record.log_level(), LogLevel::Info);
     assert_eq!(record.conversation_id, conversation);
     assert_eq!(record.logical_service, "pong");
-    logs.close().await;
     client.close().await.expect("close client");
 
     // eventail's own client gets the same answer.
@@ -288,15 +282,17 @@ async fn pong_and_ping_on_the_bus_with_eventail_and_stopped_by_sigterm() {
     );
 
     // ping sends a command every second, one loop even across a reconnection.
-    let mut commands = Listener::on(Exchange::Commands.name(), &["pong.EchoMessage"]).await;
+    let mut commands = probe
+        .listen(Exchange::Commands.name(), &["pong.EchoMessage"])
+        .await;
     let mut ping = Program::example("ping", &[&ping_name, &url]);
     let ping_reply_to = format!("{ping_name}.EchoReturn");
-    let mut next_ping = async || loop {
-        let command = commands.next().await;
-        if command.properties.reply_to.as_deref() == Some(ping_reply_to.as_str()) {
-            let id = command.properties.correlation_id.expect("correlation id");
-            return id.parse::<u64>().expect("ping numbers its commands");
-        }
+    let mut next_ping = async || {
+        let from_ping =
+            |m: &probe::Received| m.properties.reply_to.as_ref() == Some(&ping_reply_to);
+        let command = commands.next_where("a ping", from_ping).await;
+        let id = command.properties.correlation_id.expect("correlation id");
+        id.parse::<u64>().expect("ping numbers its commands")
     };
     let mut last = next_ping().await;
     let connections = rabbitmqctl::list_connections_with_names().expect("rabbitmqctl");
@@ -313,7 +309,6 @@ async fn pong_and_ping_on_the_bus_with_eventail_and_stopped_by_sigterm() {
         assert!(id >= last, "ping command {id} after {last}: two ping loops");
         last = id;
     }
-    commands.close().await;
 
     // ping acks its results in batches: once pong is gone and the last
     // batch has expired, nothing is left in its queue.
@@ -322,16 +317,7 @@ async fn pong_and_ping_on_the_bus_with_eventail_and_stopped_by_sigterm() {
     let status = pong.terminate().await;
     assert!(status.success(), "pong exits with 0 on SIGTERM: {status}");
     assert!(pong.output().contains("Bye!"), "{}", pong.output());
-    let deadline = Instant::now() + WAIT;
-    while !queue_counts(&ping_queue).is_some_and(|c| c.is_empty()) {
-        assert!(
-            Instant::now() < deadline,
-            "{ping_queue} not emptied: {:?}\nping printed:\n{}",
-            queue_counts(&ping_queue),
-            ping.output()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_until_empty(&ping_queue).await;
     let status = ping.terminate().await;
     assert!(status.success(), "ping exits with 0 on SIGTERM: {status}");
     let printed = ping.output();
@@ -341,4 +327,5 @@ async fn pong_and_ping_on_the_bus_with_eventail_and_stopped_by_sigterm() {
             "{printed}"
         );
     }
+    probe.close().await;
 }

@@ -2,19 +2,19 @@
 //! so the broker splits the commands between them, and in normal
 //! operation no command is handled twice.
 
-mod common;
+mod probe;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bus_service::bus_core::Status;
-use bus_service::{Client, Context, HandlerError, Router, ServiceBuilder};
+use bus_service::{Client, Context, HandlerError, Router};
 use bus_test_support::{QueueCleanup, amqp_url, unique};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use common::{WAIT, start};
+use probe::{WAIT, builder, start, stop};
 
 const COMMANDS: u64 = 200;
 
@@ -57,9 +57,9 @@ async fn two_instances_share_the_commands_and_none_is_handled_twice() {
     let name = unique("balanced");
     let _cleanup = QueueCleanup::new(&url, [format!("{name}.commands")]);
     let handled: Handled = Arc::default();
-    let first = start(ServiceBuilder::new(&name), instance(1, &handled)).await;
-    let second = start(ServiceBuilder::new(&name), instance(2, &handled)).await;
-    let client = Client::connect(ServiceBuilder::new(&unique("lb-client")).url(&url), WAIT)
+    let first = start(builder(&name), instance(1, &handled)).await;
+    let second = start(builder(&name), instance(2, &handled)).await;
+    let client = Client::connect(builder(&unique("lb-client")), WAIT)
         .await
         .expect("client");
 
@@ -101,6 +101,6 @@ async fn two_instances_share_the_commands_and_none_is_handled_twice() {
     );
 
     client.close().await.expect("close client");
-    first.stop().await.expect("stop first");
-    second.stop().await.expect("stop second");
+    stop(first).await;
+    stop(second).await;
 }

@@ -3,19 +3,20 @@
 //! publish that returned `Ok` is on the broker, and `close()` is graceful:
 //! whatever was published before it is confirmed, what comes after fails.
 
-mod common;
+mod probe;
 
 use std::collections::BTreeSet;
 use std::pin::pin;
 use std::time::Duration;
 
+use amqprs::channel::QueueDeclareArguments;
 use bus_service::bus_core::{CONVERSATION_ID_HEADER, Codec, Exchange, PERSISTENT, Value};
-use bus_service::{PublishError, Publisher, ServiceBuilder, ServiceState};
-use bus_test_support::{amqp_url, unique};
+use bus_service::{PublishError, Publisher, ServiceState};
+use bus_test_support::unique;
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use common::{Listener, WAIT};
+use probe::{Probe, WAIT, builder};
 
 const TASKS: u32 = 8;
 const EVENTS_PER_TASK: u32 = 25;
@@ -27,18 +28,26 @@ struct Sent {
 }
 
 fn publisher() -> Publisher {
-    ServiceBuilder::new(&unique("publisher"))
-        .url(&amqp_url())
+    builder(&unique("publisher"))
         .start_publisher()
         .expect("start publisher")
+}
+
+/// An exclusive queue of the probe's, bound to `exchange` with `pattern`.
+async fn bound_queue(probe: &Probe, exchange: Exchange, pattern: &str) -> String {
+    let queue = QueueDeclareArguments::exclusive_server_named();
+    probe.declare_bound(queue, exchange.name(), pattern).await
 }
 
 #[tokio::test]
 async fn clones_publish_events_and_configurations_concurrently_and_ok_means_on_the_broker() {
     let prefix = unique("published");
     let pattern = format!("{prefix}.#");
-    let mut events = Listener::on(Exchange::Events.name(), &[&pattern]).await;
-    let mut configurations = Listener::on(Exchange::Configurations.name(), &[&pattern]).await;
+    let probe = Probe::open().await;
+    // Bound before any service has declared the exchanges.
+    probe.declare_bus_exchanges().await;
+    let events = bound_queue(&probe, Exchange::Events, &pattern).await;
+    let configurations = bound_queue(&probe, Exchange::Configurations, &pattern).await;
     // Used at once: what is published before the connection is up waits
     // for it.
     let publisher = publisher();
@@ -67,11 +76,13 @@ async fn clones_publish_events_and_configurations_concurrently_and_ok_means_on_t
     }
 
     // Confirmed means routed and queued: no waiting for the broker here.
-    assert_eq!(events.waiting().await, TASKS * EVENTS_PER_TASK);
-    assert_eq!(configurations.waiting().await, TASKS);
+    assert_eq!(probe.message_count(&events).await, TASKS * EVENTS_PER_TASK);
+    assert_eq!(probe.message_count(&configurations).await, TASKS);
 
     let mut seen = BTreeSet::new();
-    for message in events.take((TASKS * EVENTS_PER_TASK) as usize).await {
+    let mut events = probe.consume(&events).await;
+    for _ in 0..TASKS * EVENTS_PER_TASK {
+        let message = events.next("an event").await;
         let sent: Sent = message.payload();
         assert_eq!(message.routing_key, format!("{prefix}.task{}", sent.task));
         assert_eq!(message.properties.delivery_mode, Some(PERSISTENT));
@@ -85,28 +96,28 @@ async fn clones_publish_events_and_configurations_concurrently_and_ok_means_on_t
         );
         assert!(seen.insert(sent), "{sent:?} published once");
     }
-    let tasks_configured: BTreeSet<u32> = configurations
-        .take(TASKS as usize)
-        .await
-        .iter()
-        .map(|m| {
-            assert_eq!(m.properties.delivery_mode, Some(PERSISTENT));
-            m.payload::<Sent>().task
-        })
-        .collect();
+    let mut configurations = probe.consume(&configurations).await;
+    let mut tasks_configured = BTreeSet::new();
+    for _ in 0..TASKS {
+        let message = configurations.next("a configuration").await;
+        assert_eq!(message.properties.delivery_mode, Some(PERSISTENT));
+        tasks_configured.insert(message.payload::<Sent>().task);
+    }
     assert_eq!(tasks_configured, (0..TASKS).collect());
 
     publisher.close().await.expect("close");
     assert_eq!(publisher.health().state(), ServiceState::Stopped);
-    events.close().await;
-    configurations.close().await;
+    probe.close().await;
 }
 
 #[tokio::test]
 async fn close_waits_for_the_confirms_of_earlier_publishes_and_later_ones_fail() {
     const COUNT: u32 = 50;
     let prefix = unique("closing");
-    let events = Listener::on(Exchange::Events.name(), &[&format!("{prefix}.#")]).await;
+    let probe = Probe::open().await;
+    // Bound before any service has declared the exchanges.
+    probe.declare_bus_exchanges().await;
+    let events = bound_queue(&probe, Exchange::Events, &format!("{prefix}.#")).await;
     let publisher = publisher();
     assert!(
         publisher.health().wait_for(ServiceState::Ready, WAIT).await,
@@ -135,13 +146,17 @@ async fn close_waits_for_the_confirms_of_earlier_publishes_and_later_ones_fail()
     for (n, result) in results.into_iter().enumerate() {
         result.unwrap_or_else(|e| panic!("publish {n} before close: {e}"));
     }
-    assert_eq!(events.waiting().await, COUNT, "all of them on the broker");
+    assert_eq!(
+        probe.message_count(&events).await,
+        COUNT,
+        "all of them on the broker"
+    );
 
     let late = tokio::time::timeout(WAIT, publisher.publish_event(&key, &0, "late")).await;
     assert!(
         matches!(late, Ok(Err(PublishError::Stopped))),
         "a publish after close fails at once: {late:?}"
     );
-    assert_eq!(events.waiting().await, COUNT);
-    events.close().await;
+    assert_eq!(probe.message_count(&events).await, COUNT);
+    probe.close().await;
 }
