@@ -1,6 +1,7 @@
 //! Building and starting a service.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bus_core::{BrokerUrl, Codec, DEFAULT_URL, Value, validate_routing_key};
@@ -266,6 +267,7 @@ impl ServiceBuilder {
             shutdown: shutdown.clone(),
             health: health.clone(),
             timers: Timers::default(),
+            current_session: AtomicU64::new(0),
         });
         let runtime = Runtime {
             service: Arc::new(service),

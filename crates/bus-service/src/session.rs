@@ -156,6 +156,9 @@ pub(crate) async fn run<S: Service>(
         .outbox
         .attach(main.clone(), number, stop_sender.clone());
     rt.log_channel.send_replace(Some(logs.clone()));
+    rt.shared
+        .current_session
+        .store(number, std::sync::atomic::Ordering::Release);
     rt.config
         .observer
         .emit(TraceEvent::SessionStarted { session: number });
@@ -186,6 +189,9 @@ pub(crate) async fn run<S: Service>(
     }
     session.stop_sender.cancel();
     session.handlers.abort_all();
+    rt.shared
+        .current_session
+        .store(0, std::sync::atomic::Ordering::Release);
     rt.shared.outbox.detach();
     rt.log_channel.send_replace(None);
     let _ = sender.await;
@@ -339,6 +345,9 @@ impl<S: Service> Session<'_, S> {
         let deadline = tokio::time::Instant::now() + self.rt.config.stop_timeout;
         self.stopping = Some(deadline);
         self.rt.shared.health.set_state(ServiceState::Stopping);
+        // Timers end with the service; one that keeps publishing would
+        // otherwise hold the stop until its timeout.
+        self.rt.shared.timers.cancel_all();
         self.rt
             .shared
             .logger

@@ -34,25 +34,30 @@ struct Seen {
 /// A service that batches its events `<name>.item` by `max`, with a
 /// callback that records each batch, and fails if `fail` is set.
 async fn batching(name: &str, max: usize, fail: bool) -> (ServiceHandle, Arc<Mutex<Seen>>, Trace) {
+    batching_with(name, max, BATCH_TIMEOUT, fail).await
+}
+
+async fn batching_with(
+    name: &str,
+    max: usize,
+    timeout: Duration,
+    fail: bool,
+) -> (ServiceHandle, Arc<Mutex<Seen>>, Trace) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let recorded = Arc::clone(&seen);
-    let batch = Batch::new(
-        max,
-        BATCH_TIMEOUT,
-        move |_ctx: Context, items: Vec<Item>| {
-            recorded
-                .lock()
-                .unwrap()
-                .batches
-                .push((Instant::now(), items));
-            async move {
-                if fail {
-                    return Err(HandlerError::msg("the batch fails"));
-                }
-                Ok(())
+    let batch = Batch::new(max, timeout, move |_ctx: Context, items: Vec<Item>| {
+        recorded
+            .lock()
+            .unwrap()
+            .batches
+            .push((Instant::now(), items));
+        async move {
+            if fail {
+                return Err(HandlerError::msg("the batch fails"));
             }
-        },
-    );
+            Ok(())
+        }
+    });
     let pushed = Arc::clone(&seen);
     let router = Router::new().event(&format!("{name}.item"), move |ctx: Context, item: Item| {
         let (batch, pushed) = (batch.clone(), Arc::clone(&pushed));
@@ -176,4 +181,49 @@ async fn a_failed_batch_is_requeued_once_then_dead_lettered() {
     let more = dead_letters.drain_for(Duration::from_millis(300)).await;
     assert!(more.is_empty(), "no further dead letters: {more:?}");
     probe.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn items_of_a_lost_connection_are_left_out_of_the_batch() {
+    let url = amqp_url();
+    let name = unique("batch-lost");
+    let queue = format!("{name}.events");
+    let _cleanup = QueueCleanup::new(&url, [queue.clone()]);
+    let key = format!("{name}.item");
+    let (handle, seen, _trace) = batching_with(&name, 4, Duration::from_secs(6), false).await;
+    publish(&handle, &key, 3).await;
+    probe::wait_until(
+        || seen.lock().unwrap().pushed.len() == 3,
+        "three items pushed",
+    )
+    .await;
+
+    // The three deliveries go back to the queue with the connection, and
+    // come again on the next one: the batch must not process them twice.
+    let connections = bus_test_support::rabbitmqctl::list_connections_with_names().expect("list");
+    let (pid, _) = connections
+        .iter()
+        .find(|(_, n)| n.starts_with(&format!("{name}@")))
+        .expect("the service's connection");
+    bus_test_support::rabbitmqctl::close_connection(pid, "test").expect("close");
+    probe::wait_until(
+        || {
+            let seen = seen.lock().unwrap();
+            seen.batches.iter().map(|(_, b)| b.len()).sum::<usize>() >= 3
+        },
+        "every item processed",
+    )
+    .await;
+    wait_until_empty(&queue).await;
+    let mut processed: Vec<u32> = seen
+        .lock()
+        .unwrap()
+        .batches
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(|i| i.n))
+        .collect();
+    processed.sort_unstable();
+    assert_eq!(processed, [0, 1, 2], "each item processed once");
+    assert!(handle.health().counters().reconnections >= 1);
+    stop(handle).await;
 }

@@ -536,6 +536,17 @@ pub(crate) async fn wait_for_queue_row(
     }
 }
 
+/// Polls `condition` until it holds, or fails the test after [`WAIT`] × 2.
+pub(crate) async fn wait_until(condition: impl Fn() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    while !condition() {
+        if tokio::time::Instant::now() >= deadline {
+            panic!("{what}: not in time");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until `queue` holds no message, ready or unacked.
 pub(crate) async fn wait_until_empty(queue: &str) {
     wait_for_queue_row(
