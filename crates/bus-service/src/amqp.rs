@@ -9,39 +9,57 @@ use amqprs::{BasicProperties, Cancel, Close, CloseChannel, FieldTable, FieldValu
 use bus_core::{Properties, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::service::Returned;
+
 /// Something the broker told us asynchronously, forwarded from amqprs's
-/// dispatcher task to the session, which owns all the state it affects.
+/// dispatcher task to the task that owns all the state it affects (a
+/// session, or a tool's own loop).
 #[derive(Debug)]
-pub(crate) enum BrokerEvent {
+#[non_exhaustive]
+pub enum BrokerEvent {
     /// Publisher confirm: the broker took responsibility for the message(s).
-    Ack { tag: u64, multiple: bool },
+    Ack {
+        /// The publish sequence number on the channel.
+        tag: u64,
+        /// Whether every earlier unconfirmed number is acked too.
+        multiple: bool,
+    },
     /// Publisher confirm: the broker could not take the message(s).
-    Nack { tag: u64, multiple: bool },
+    Nack {
+        /// The publish sequence number on the channel.
+        tag: u64,
+        /// Whether every earlier unconfirmed number is nacked too.
+        multiple: bool,
+    },
     /// A mandatory message no queue was bound for.
-    Returned(Box<ReturnedRaw>),
+    Returned(Box<Returned>),
     /// The broker cancelled one of our consumers (for example, its queue was deleted).
-    ConsumerCancelled { consumer_tag: String },
+    ConsumerCancelled {
+        /// The cancelled consumer.
+        consumer_tag: String,
+    },
     /// The broker closed a channel, usually for a protocol error.
-    ChannelClosed { code: u16, text: String },
+    ChannelClosed {
+        /// The AMQP reply code, e.g. 404.
+        code: u16,
+        /// The broker's text.
+        text: String,
+    },
     /// The broker closed the connection (shutdown, `close_connection`, ...).
-    ConnectionClosed { code: u16, text: String },
+    ConnectionClosed {
+        /// The AMQP reply code, e.g. 320.
+        code: u16,
+        /// The broker's text.
+        text: String,
+    },
 }
 
-/// A returned message, as amqprs hands it over.
+/// Forwards channel callbacks (confirms, returns, cancels, closes) as
+/// [`BrokerEvent`]s. Sending never blocks: the receiver is unbounded
+/// because confirms must never be dropped, and their number is bounded by
+/// the number of publishes in flight.
 #[derive(Debug)]
-pub(crate) struct ReturnedRaw {
-    pub(crate) reply_code: u16,
-    pub(crate) reply_text: String,
-    pub(crate) exchange: String,
-    pub(crate) routing_key: String,
-    pub(crate) properties: Properties,
-    pub(crate) body: Vec<u8>,
-}
-
-/// Forwards channel callbacks. Sending never blocks: the receiver is
-/// unbounded because confirms must never be dropped, and their number is
-/// bounded by the number of publishes in flight.
-pub(crate) struct ChannelEvents(pub(crate) UnboundedSender<BrokerEvent>);
+pub struct ChannelEvents(pub UnboundedSender<BrokerEvent>);
 
 #[async_trait::async_trait]
 impl callbacks::ChannelCallback for ChannelEvents {
@@ -98,7 +116,7 @@ impl callbacks::ChannelCallback for ChannelEvents {
         basic_properties: BasicProperties,
         content: Vec<u8>,
     ) {
-        let _ = self.0.send(BrokerEvent::Returned(Box::new(ReturnedRaw {
+        let _ = self.0.send(BrokerEvent::Returned(Box::new(Returned {
             reply_code: ret.reply_code(),
             reply_text: ret.reply_text().clone(),
             exchange: ret.exchange().clone(),
@@ -109,8 +127,9 @@ impl callbacks::ChannelCallback for ChannelEvents {
     }
 }
 
-/// Forwards the connection's close notification.
-pub(crate) struct ConnectionEvents(pub(crate) UnboundedSender<BrokerEvent>);
+/// Forwards the connection's close notification as a [`BrokerEvent`].
+#[derive(Debug)]
+pub struct ConnectionEvents(pub UnboundedSender<BrokerEvent>);
 
 #[async_trait::async_trait]
 impl callbacks::ConnectionCallback for ConnectionEvents {
@@ -139,8 +158,9 @@ impl callbacks::ConnectionCallback for ConnectionEvents {
     async fn secret_updated(&mut self, _connection: &Connection) {}
 }
 
-/// Converts protocol properties into amqprs's.
-pub(crate) fn to_amqp(properties: &Properties) -> BasicProperties {
+/// Converts protocol properties into amqprs's. Text headers become long
+/// strings, as pika writes them.
+pub fn to_amqp(properties: &Properties) -> BasicProperties {
     let mut p = BasicProperties::default();
     if let Some(v) = &properties.content_type {
         p.with_content_type(v);
@@ -182,7 +202,7 @@ pub(crate) fn to_amqp(properties: &Properties) -> BasicProperties {
 }
 
 /// Converts amqprs's properties into protocol properties.
-pub(crate) fn from_amqp(p: &BasicProperties) -> Properties {
+pub fn from_amqp(p: &BasicProperties) -> Properties {
     Properties {
         content_type: p.content_type().cloned(),
         delivery_mode: p.delivery_mode(),

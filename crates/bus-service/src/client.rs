@@ -221,6 +221,18 @@ impl Client {
             .codec()
             .encode(payload)
             .map_err(PublishError::from)?;
+        self.call_encoded(command, body, options).await
+    }
+
+    /// [`call_with`](Self::call_with) for a body already encoded with the
+    /// client's codec, e.g. a dynamic [`Value`] encoded with
+    /// [`Codec::encode_value`], which keeps CBOR tags that serde drops.
+    pub async fn call_encoded(
+        &self,
+        command: &str,
+        body: Vec<u8>,
+        options: CallOptions,
+    ) -> Result<Reply, CallError> {
         let conversation_id = options.conversation_id.unwrap_or_else(new_conversation_id);
         let correlation_id = new_correlation_id();
         let message = OutgoingMessage::command(

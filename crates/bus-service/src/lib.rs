@@ -68,3 +68,17 @@ pub use timers::TimerId;
 
 /// The protocol crate, re-exported so services need one dependency.
 pub use bus_core;
+
+/// The runtime's amqprs glue, for tools that drive amqprs themselves
+/// (the `bus` command's monitor, inspect and resurrect): opening a
+/// connection with the runtime's error classification, declaring the
+/// exchanges, converting message properties, and forwarding broker
+/// callbacks into a channel.
+pub mod raw {
+    pub use crate::amqp::{
+        BrokerEvent, ChannelEvents, ConnectionEvents, from_amqp as properties_from_amqp,
+        to_amqp as properties_to_amqp,
+    };
+    pub use crate::connect::open as open_connection;
+    pub use crate::topology::declare_exchange;
+}

@@ -44,13 +44,7 @@ pub(crate) async fn declare(
     keys: &Subscriptions,
 ) -> Result<Queues, amqprs::error::Error> {
     for exchange in Exchange::ALL {
-        channel
-            .exchange_declare(
-                ExchangeDeclareArguments::new(exchange.name(), Exchange::KIND)
-                    .durable(Exchange::DURABLE)
-                    .finish(),
-            )
-            .await?;
+        declare_exchange(channel, exchange).await?;
     }
     let mut queues = Queues::default();
     if !keys.events.is_empty() {
@@ -76,6 +70,21 @@ pub(crate) async fn declare(
         queues.configurations = Some(name);
     }
     Ok(queues)
+}
+
+/// Declares one of the four exchanges with the protocol's settings
+/// (durable topic exchange, no arguments).
+pub async fn declare_exchange(
+    channel: &Channel,
+    exchange: Exchange,
+) -> Result<(), amqprs::error::Error> {
+    channel
+        .exchange_declare(
+            ExchangeDeclareArguments::new(exchange.name(), Exchange::KIND)
+                .durable(Exchange::DURABLE)
+                .finish(),
+        )
+        .await
 }
 
 /// A shared durable queue, or an exclusive server-named one for `None` and

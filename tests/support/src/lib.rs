@@ -24,14 +24,18 @@ pub mod amqp_props;
 mod broker;
 mod cleanup;
 mod connect;
+mod faults;
 mod names;
 mod policy;
 pub mod rabbitmqctl;
 mod serial;
+mod vhost;
 
 pub use broker::{DEFAULT_AMQP_URL, amqp_url};
 pub use cleanup::{QueueCleanup, delete_queues};
 pub use connect::{BrokerError, connect};
+pub use faults::{DEFAULT_MEMORY_WATERMARK, MemoryAlarm, StoppedApp};
 pub use names::unique;
 pub use policy::Policy;
 pub use serial::serial;
+pub use vhost::Vhost;
