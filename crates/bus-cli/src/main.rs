@@ -6,6 +6,7 @@
 //! single-threaded tokio runtime and turns its outcome into one line on
 //! standard error and an exit code (see `exit.rs` and `docs/cli.md`).
 
+mod bench;
 mod broker;
 mod cli;
 mod clock;
@@ -139,6 +140,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Config(args) => publish::config(args, &brokers, &mut out).await,
         Command::Inspect(args) => inspect::run(args, &brokers, &mut out).await,
         Command::Resurrect(args) => resurrect::run(args, &brokers, &mut out).await,
+        Command::Bench(args) => bench::run(args, &brokers, &mut out).await,
         Command::Completions(_) => Ok(exit::OK),
     }
 }

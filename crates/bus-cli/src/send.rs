@@ -14,7 +14,7 @@ use crate::payload;
 use crate::view::Seen;
 
 /// Checks `SERVICE.COMMAND`.
-fn check_command(command: &str) -> Result<(), CliError> {
+pub(crate) fn check_command(command: &str) -> Result<(), CliError> {
     bus_core::validate_routing_key(command).map_err(|source| CliError::RoutingKey {
         what: "command",
         key: command.to_owned(),
