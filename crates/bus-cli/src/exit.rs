@@ -11,10 +11,11 @@ use bus_service::ConnectError;
 
 /// Success.
 pub(crate) const OK: u8 = 0;
-/// `send` got an `error` result; `resurrect` could not move every message.
+/// `send` got an `error` result; `resurrect` could not move every message;
+/// `bench` saw error results, nacks or duplicates.
 pub(crate) const FAILURE: u8 = 1;
 /// `send` got no result in time; `logger`/`monitor` with `--count` and
-/// `--timeout` saw fewer messages than asked.
+/// `--timeout` saw fewer messages than asked; `bench` had timeouts.
 pub(crate) const TIMEOUT: u8 = 2;
 /// No queue is bound for the message (`send`, `publish --mandatory`).
 pub(crate) const UNROUTABLE: u8 = 3;
@@ -41,8 +42,10 @@ pub(crate) const NO_PERM: u8 = 77;
 pub(crate) const TABLE: &str = "\
 Exit codes:
    0  success
-   1  send: the service answered with an error; resurrect: some messages failed
-   2  timeout: send got no result; logger/monitor --count not reached by --timeout
+   1  send: the service answered with an error; resurrect: some messages failed;
+      bench: error results, nacks or duplicates
+   2  timeout: send got no result; logger/monitor --count not reached by --timeout;
+      bench: some commands got no result in time
    3  unroutable: no queue is bound for the command (or the --mandatory event)
   64  usage: bad arguments, broker URL, routing key or pattern
   65  bad payload: not valid JSON/CBOR, unknown file extension, not encodable

@@ -1,5 +1,6 @@
-//! The Python side of the comparison: a virtualenv under `target/` with
-//! eventail 2.3.6, created on first use and reused after.
+//! The Python side of the comparison: the virtualenv with eventail 2.3.6
+//! that the interop tests use too, `target/pyref`, created on first use
+//! and reused after.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,7 +33,7 @@ pub(crate) fn venv() -> Result<Venv, String> {
         return Err("python3 is not on PATH".into());
     }
     let venv = Venv {
-        dir: paths::target_dir().join("bench-venv"),
+        dir: paths::target_dir().join("pyref"),
     };
     if installed_version(&venv.python()).as_deref() == Some(EVENTAIL) {
         return Ok(venv);

@@ -118,7 +118,7 @@ impl Report {
         })
     }
 
-    /// A few aligned lines.
+    /// A few aligned lines, each ending with a newline.
     pub(crate) fn to_text(&self) -> String {
         let c = &self.counts;
         let l = &self.latency;
@@ -161,6 +161,7 @@ impl Report {
         if c.unknown > 0 {
             let _ = write!(out, "  unknown results {}", c.unknown);
         }
+        out.push('\n');
         out
     }
 }
