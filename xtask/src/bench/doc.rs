@@ -96,10 +96,10 @@ impl Report {
         let _ = writeln!(out, "- Broker: {}, on the same machine.", self.broker);
         let _ = writeln!(
             out,
-            "- Settings: each figure is the median of {} runs; throughput runs last {} s \
+            "- Settings: each figure is the median of {} run(s); throughput runs last {} s \
              at W = 200, W = 1 runs send 1500 commands, fixed-rate runs last {} s at {} \
              commands/s (half the slowest median throughput); 1000 warm-up commands \
-             after each start.",
+             after each start; prefetch 10 everywhere, the Rust services on a current-thread tokio runtime.",
             self.runs, self.seconds, self.seconds, self.rate
         );
         if let Some(why) = &self.python_skipped {

@@ -211,7 +211,12 @@ pub(crate) fn run(target: &Target, args: &BenchArgs) -> Result<ExitCode, String>
         date: today(),
         model,
         cores,
-        broker: format!("RabbitMQ {} at {}", rabbit.version, target.url.address()),
+        broker: format!(
+            "RabbitMQ {} at {}, virtual host `{}`",
+            rabbit.version,
+            target.url.address(),
+            target.url.vhost
+        ),
         runs: args.runs,
         seconds: args.seconds,
         rate,
