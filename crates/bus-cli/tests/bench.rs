@@ -10,20 +10,26 @@ use common::{assert_code, assert_error, bus, records, run, stdout};
 
 const DATA: &str = r#"{"message": "hi"}"#;
 
+/// `bus --json bench COMMAND --data DATA ARGS...`: checks the exit code and
+/// that the report is one JSON object, and returns it.
+async fn bench_json(command: &str, args: &[&str], code: i32) -> serde_json::Value {
+    let mut cmd = bus();
+    cmd.args(["--json", "bench", command, "--data", DATA])
+        .args(args);
+    let out = run(cmd).await;
+    assert_code(&out, code);
+    let mut records = records(&out);
+    assert_eq!(records.len(), 1, "one JSON object");
+    records.remove(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_loop_counts_every_result_once() {
     let name = unique("bench-closed");
     let (service, _cleanup) = start_echo(&name).await;
     let command = format!("{name}.Echo");
 
-    let mut cmd = bus();
-    cmd.args(["--json", "bench", &command, "--data", DATA])
-        .args(["--count", "60", "--concurrency", "8"]);
-    let out = run(cmd).await;
-    assert_code(&out, 0);
-    let records = records(&out);
-    assert_eq!(records.len(), 1, "one JSON object");
-    let r = &records[0];
+    let r = &bench_json(&command, &["--count", "60", "--concurrency", "8"], 0).await;
     assert_eq!(r["command"], command.as_str());
     assert_eq!(r["mode"], "closed");
     assert_eq!(r["concurrency"], 8);
@@ -84,12 +90,8 @@ async fn fixed_rate_mode_sends_the_count() {
     let name = unique("bench-rate");
     let (service, _cleanup) = start_echo(&name).await;
 
-    let mut cmd = bus();
-    cmd.args(["--json", "bench", &format!("{name}.Echo"), "--data", DATA])
-        .args(["--rate", "100", "--count", "20", "--codec", "json"]);
-    let out = run(cmd).await;
-    assert_code(&out, 0);
-    let r = &records(&out)[0];
+    let args = ["--rate", "100", "--count", "20", "--codec", "json"];
+    let r = &bench_json(&format!("{name}.Echo"), &args, 0).await;
     assert_eq!(r["mode"], "rate");
     assert_eq!(r["rate"], 100.0);
     assert_eq!(r["concurrency"], serde_json::Value::Null);
@@ -106,12 +108,7 @@ async fn error_results_exit_1_and_silence_exits_2() {
     let name = unique("bench-bad");
     let (service, _cleanup) = start_echo(&name).await;
 
-    let mut cmd = bus();
-    cmd.args(["--json", "bench", &format!("{name}.Fail"), "--data", DATA])
-        .args(["--count", "5"]);
-    let out = run(cmd).await;
-    assert_code(&out, 1);
-    let r = &records(&out)[0];
+    let r = &bench_json(&format!("{name}.Fail"), &["--count", "5"], 1).await;
     assert_eq!(
         (r["error_results"].as_u64(), r["ok"].as_u64()),
         (Some(5), Some(0)),
@@ -119,12 +116,8 @@ async fn error_results_exit_1_and_silence_exits_2() {
     );
     assert_eq!(r["errors"], 5);
 
-    let mut cmd = bus();
-    cmd.args(["--json", "bench", &format!("{name}.Silent"), "--data", DATA])
-        .args(["--count", "3", "--concurrency", "3", "--timeout", "0.5"]);
-    let out = run(cmd).await;
-    assert_code(&out, 2);
-    let r = &records(&out)[0];
+    let args = ["--count", "3", "--concurrency", "3", "--timeout", "0.5"];
+    let r = &bench_json(&format!("{name}.Silent"), &args, 2).await;
     assert_eq!(
         (r["timeouts"].as_u64(), r["results"].as_u64()),
         (Some(3), Some(0)),

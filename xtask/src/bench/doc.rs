@@ -28,57 +28,37 @@ pub(crate) struct Report {
     pub(crate) timing: Vec<Row>,
 }
 
+/// Which samples a figure is made of.
+type Pick = fn(&Samples) -> &Vec<f64>;
+
 /// How to show one figure and compare it.
 struct Figure {
     name: String,
     digits: usize,
-    pick: fn(&Samples) -> &Vec<f64>,
+    pick: Pick,
 }
 
 impl Report {
-    fn medians(&self, pick: fn(&Samples) -> &Vec<f64>) -> Vec<f64> {
+    fn medians(&self, pick: Pick) -> Vec<f64> {
         self.samples.iter().map(|s| median(pick(s))).collect()
     }
 
     fn figures(&self) -> Vec<Figure> {
         let rate = self.rate;
-        vec![
-            Figure {
-                name: "throughput at W = 200 (commands/s)".into(),
-                digits: 0,
-                pick: |s| &s.throughput,
-            },
-            Figure {
-                name: "p50 at W = 1 (ms)".into(),
-                digits: 3,
-                pick: |s| &s.w1_p50,
-            },
-            Figure {
-                name: "p99 at W = 1 (ms)".into(),
-                digits: 3,
-                pick: |s| &s.w1_p99,
-            },
-            Figure {
-                name: format!("p50 at {rate} commands/s (ms)"),
-                digits: 3,
-                pick: |s| &s.rate_p50,
-            },
-            Figure {
-                name: format!("p99 at {rate} commands/s (ms)"),
-                digits: 3,
-                pick: |s| &s.rate_p99,
-            },
-            Figure {
-                name: "service CPU per 1000 commands (s)".into(),
-                digits: 4,
-                pick: |s| &s.cpu,
-            },
-            Figure {
-                name: "idle RSS (MB)".into(),
-                digits: 1,
-                pick: |s| &s.rss_mb,
-            },
-        ]
+        let rows: [(String, usize, Pick); 7] = [
+            ("throughput at W = 200 (commands/s)".into(), 0, |s| {
+                &s.throughput
+            }),
+            ("p50 at W = 1 (ms)".into(), 3, |s| &s.w1_p50),
+            ("p99 at W = 1 (ms)".into(), 3, |s| &s.w1_p99),
+            (format!("p50 at {rate} commands/s (ms)"), 3, |s| &s.rate_p50),
+            (format!("p99 at {rate} commands/s (ms)"), 3, |s| &s.rate_p99),
+            ("service CPU per 1000 commands (s)".into(), 4, |s| &s.cpu),
+            ("idle RSS (MB)".into(), 1, |s| &s.rss_mb),
+        ];
+        rows.into_iter()
+            .map(|(name, digits, pick)| Figure { name, digits, pick })
+            .collect()
     }
 
     /// The generated section, markers included.

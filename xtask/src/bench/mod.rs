@@ -29,7 +29,7 @@ use crate::broker::{self, Target};
 use crate::paths;
 use load::Load;
 use rabbit::Rabbit;
-use services::{Candidate, QUEUE};
+use services::{Candidate, QUEUE, Running};
 
 /// Options of `cargo xtask bench`.
 #[derive(Args)]
@@ -118,55 +118,28 @@ pub(crate) fn run(target: &Target, args: &BenchArgs) -> Result<ExitCode, String>
         Err(why) => eprintln!("==> bench: SKIPPING eventail's Python pong: {why}"),
     }
     let rabbit = Rabbit::connect(&target.url)?;
-    let load = Load {
-        bus: release.join("bus"),
-        url: target.raw.clone(),
-    };
     let logs = paths::target_dir().join("bench");
     std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
-    let seconds = args.seconds.to_string();
+    let bench = Bench {
+        url: &target.raw,
+        rabbit: &rabbit,
+        logs,
+        load: Load {
+            bus: release.join("bus"),
+            url: target.raw.clone(),
+        },
+        seconds: args.seconds.to_string(),
+    };
     let mut samples = vec![Samples::default(); candidates.len()];
 
     // Phase 1: throughput with CPU time, and latency at W = 1.
-    for round in 1..=args.runs {
-        for (c, s) in candidates.iter().zip(samples.iter_mut()) {
-            eprintln!(
-                "==> bench: round {round}/{}, {}: throughput and W=1 (load {:.2})",
-                args.runs,
-                c.label,
-                procfs::load_average()
-            );
-            let svc = c.start(&target.raw, &rabbit, &logs.join(format!("{}.log", c.key)))?;
-            let result = (|| {
-                std::thread::sleep(Duration::from_secs(1));
-                s.rss_mb
-                    .push(procfs::rss_kb(svc.pid)? as f64 * 1024.0 / 1e6);
-                count(s, load.run(&WARMUP)?);
-                let before = procfs::cpu_ticks(svc.pid)?;
-                let t = count(
-                    s,
-                    load.run(&["--concurrency", "200", "--duration", &seconds])?,
-                );
-                let ticks = procfs::cpu_ticks(svc.pid)? - before;
-                let cpu = ticks as f64 / procfs::ticks_per_second() as f64;
-                s.throughput.push(t.throughput);
-                s.cpu.push(cpu / t.results.max(1) as f64 * 1000.0);
-                let w1 = count(s, load.run(&["--concurrency", "1", "--count", W1_COUNT])?);
-                s.w1_p50.push(w1.p50);
-                s.w1_p99.push(w1.p99);
-                eprintln!(
-                    "    {:.0} commands/s, {:.3} s CPU per 1000, W=1 p50 {:.3} ms",
-                    t.throughput,
-                    cpu / t.results.max(1) as f64 * 1000.0,
-                    w1.p50
-                );
-                Ok::<(), String>(())
-            })();
-            svc.stop();
-            rabbit.delete_unused(QUEUE)?;
-            result?;
-        }
-    }
+    bench.rounds(
+        args.runs,
+        "throughput and W=1",
+        &candidates,
+        &mut samples,
+        |svc, s| bench.throughput_and_w1(svc, s),
+    )?;
 
     // Phase 2: latency at a rate every candidate sustains.
     let slowest = samples
@@ -174,37 +147,16 @@ pub(crate) fn run(target: &Target, args: &BenchArgs) -> Result<ExitCode, String>
         .map(|s| median(&s.throughput))
         .fold(f64::INFINITY, f64::min);
     let rate = round_rate(slowest / 2.0);
-    let rate_arg = rate.to_string();
-    for round in 1..=args.runs {
-        for (c, s) in candidates.iter().zip(samples.iter_mut()) {
-            eprintln!(
-                "==> bench: round {round}/{}, {}: {rate} commands/s (load {:.2})",
-                args.runs,
-                c.label,
-                procfs::load_average()
-            );
-            let svc = c.start(&target.raw, &rabbit, &logs.join(format!("{}.log", c.key)))?;
-            let result = (|| {
-                count(s, load.run(&WARMUP)?);
-                let r = count(s, load.run(&["--rate", &rate_arg, "--duration", &seconds])?);
-                s.rate_p50.push(r.p50);
-                s.rate_p99.push(r.p99);
-                Ok::<(), String>(())
-            })();
-            svc.stop();
-            rabbit.delete_unused(QUEUE)?;
-            result?;
-        }
-    }
+    let what = format!("{rate} commands/s");
+    bench.rounds(args.runs, &what, &candidates, &mut samples, |_, s| {
+        bench.at_rate(rate, s)
+    })?;
 
     // Whole-process timing, with our pong answering `bus send`.
     eprintln!("==> bench: whole-process timing of bus publish/send and eventail's scripts");
-    let pong = &candidates[0];
-    let svc = pong.start(&target.raw, &rabbit, &logs.join("ours-timing.log"))?;
-    let timing = whole::measure(&load, venv.as_ref().ok(), &logs);
-    svc.stop();
-    rabbit.delete_unused(QUEUE)?;
-    let timing = timing?;
+    let timing = bench.with_service(&candidates[0], "ours-timing", |_| {
+        whole::measure(&bench.load, venv.as_ref().ok(), &bench.logs)
+    })?;
 
     let (model, cores) = procfs::machine();
     let report = doc::Report {
@@ -233,6 +185,101 @@ pub(crate) fn run(target: &Target, args: &BenchArgs) -> Result<ExitCode, String>
     doc::write_section(&output, &text)?;
     eprintln!("==> bench: results written to {}", output.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What every measurement needs.
+struct Bench<'a> {
+    /// The broker URL for the services, password included (never printed).
+    url: &'a str,
+    rabbit: &'a Rabbit,
+    /// Where the services' output goes.
+    logs: PathBuf,
+    load: Load,
+    /// `--seconds`, as an argument of `bus bench`.
+    seconds: String,
+}
+
+impl Bench<'_> {
+    /// Starts `c`, runs `measure` on it, stops it and deletes its queue.
+    fn with_service<T>(
+        &self,
+        c: &Candidate,
+        log: &str,
+        measure: impl FnOnce(&Running) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let svc = c.start(self.url, self.rabbit, &self.logs.join(format!("{log}.log")))?;
+        let result = measure(&svc);
+        svc.stop();
+        self.rabbit.delete_unused(QUEUE)?;
+        result
+    }
+
+    /// `runs` rounds, each measuring every candidate in turn.
+    fn rounds(
+        &self,
+        runs: usize,
+        what: &str,
+        candidates: &[Candidate],
+        samples: &mut [Samples],
+        mut measure: impl FnMut(&Running, &mut Samples) -> Result<(), String>,
+    ) -> Result<(), String> {
+        for round in 1..=runs {
+            for (c, s) in candidates.iter().zip(samples.iter_mut()) {
+                eprintln!(
+                    "==> bench: round {round}/{runs}, {}: {what} (load {:.2})",
+                    c.label,
+                    procfs::load_average()
+                );
+                self.with_service(c, c.key, |svc| measure(svc, s))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Idle RSS, throughput at W = 200 with the service's CPU time, and
+    /// latency at W = 1.
+    fn throughput_and_w1(&self, svc: &Running, s: &mut Samples) -> Result<(), String> {
+        std::thread::sleep(Duration::from_secs(1));
+        s.rss_mb
+            .push(procfs::rss_kb(svc.pid)? as f64 * 1024.0 / 1e6);
+        count(s, self.load.run(&WARMUP)?);
+        let before = procfs::cpu_ticks(svc.pid)?;
+        let t = count(
+            s,
+            self.load
+                .run(&["--concurrency", "200", "--duration", &self.seconds])?,
+        );
+        let ticks = procfs::cpu_ticks(svc.pid)? - before;
+        let cpu =
+            ticks as f64 / procfs::ticks_per_second() as f64 / t.results.max(1) as f64 * 1000.0;
+        s.throughput.push(t.throughput);
+        s.cpu.push(cpu);
+        let w1 = count(
+            s,
+            self.load
+                .run(&["--concurrency", "1", "--count", W1_COUNT])?,
+        );
+        s.w1_p50.push(w1.p50);
+        s.w1_p99.push(w1.p99);
+        eprintln!(
+            "    {:.0} commands/s, {cpu:.3} s CPU per 1000, W=1 p50 {:.3} ms",
+            t.throughput, w1.p50
+        );
+        Ok(())
+    }
+
+    /// Latency at a fixed rate.
+    fn at_rate(&self, rate: u64, s: &mut Samples) -> Result<(), String> {
+        count(s, self.load.run(&WARMUP)?);
+        let r = count(
+            s,
+            self.load
+                .run(&["--rate", &rate.to_string(), "--duration", &self.seconds])?,
+        );
+        s.rate_p50.push(r.p50);
+        s.rate_p99.push(r.p99);
+        Ok(())
+    }
 }
 
 /// Adds a run's errors and timeouts to the candidate's tally.

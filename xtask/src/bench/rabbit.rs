@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use amqprs::channel::{QueueDeclareArguments, QueueDeleteArguments};
+use amqprs::channel::{Channel, QueueDeclareArguments, QueueDeleteArguments};
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use bus_core::BrokerUrl;
 use tokio::runtime::Runtime;
@@ -41,40 +41,45 @@ impl Rabbit {
 
     /// The number of consumers of `queue`, or `None` when it does not exist.
     pub(crate) fn consumers(&self, queue: &str) -> Result<Option<u32>, String> {
-        self.runtime.block_on(async {
-            // A passive declare of a missing queue closes the channel: use
-            // a fresh one each time.
-            let channel = self
-                .connection
-                .open_channel(None)
-                .await
-                .map_err(|e| format!("cannot open a channel: {e}"))?;
-            let declared = channel
+        // A passive declare of a missing queue closes the channel: hence a
+        // fresh channel each time.
+        let declared = self.on_new_channel(|channel| async move {
+            channel
                 .queue_declare(QueueDeclareArguments::new(queue).passive(true).finish())
-                .await;
-            let _ = channel.close().await;
-            Ok(match declared {
-                Ok(Some((_, _, consumers))) => Some(consumers),
-                _ => None,
-            })
+                .await
+        })?;
+        Ok(match declared {
+            Ok(Some((_, _, consumers))) => Some(consumers),
+            _ => None,
         })
     }
 
     /// Deletes `queue` and whatever it holds, if nobody consumes it.
     pub(crate) fn delete_unused(&self, queue: &str) -> Result<(), String> {
+        self.on_new_channel(|channel| async move {
+            channel
+                .queue_delete(QueueDeleteArguments::new(queue).if_unused(true).finish())
+                .await
+        })?
+        .map(|_| ())
+        .map_err(|e| format!("cannot delete {queue}: {e}"))
+    }
+
+    /// Runs `operation` on a channel of its own, closed afterwards.
+    fn on_new_channel<T, F, Fut>(&self, operation: F) -> Result<T, String>
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: Future<Output = T>,
+    {
         self.runtime.block_on(async {
             let channel = self
                 .connection
                 .open_channel(None)
                 .await
                 .map_err(|e| format!("cannot open a channel: {e}"))?;
-            let deleted = channel
-                .queue_delete(QueueDeleteArguments::new(queue).if_unused(true).finish())
-                .await;
+            let result = operation(channel.clone()).await;
             let _ = channel.close().await;
-            deleted
-                .map(|_| ())
-                .map_err(|e| format!("cannot delete {queue}: {e}"))
+            Ok(result)
         })
     }
 
