@@ -5,7 +5,8 @@
 //! suite. This crate finds that broker ([`amqp_url`]), hands out names that
 //! parallel tests cannot share ([`unique`]), drives the broker from the side
 //! with `rabbitmqctl` ([`rabbitmqctl`], [`Policy`]), cleans up queues even
-//! when a test panics ([`QueueCleanup`]), and serialises the tests that
+//! when a test panics ([`QueueCleanup`]), gives tests a virtual host of
+//! their own ([`Vhost`]), and serialises the tests that
 //! disturb the whole broker ([`serial`]).
 //!
 //! A test that needs a broker and finds none fails loudly: it is never
@@ -28,6 +29,7 @@ mod names;
 mod policy;
 pub mod rabbitmqctl;
 mod serial;
+mod vhost;
 
 pub use broker::{DEFAULT_AMQP_URL, amqp_url};
 pub use cleanup::{QueueCleanup, delete_queues};
@@ -35,3 +37,4 @@ pub use connect::{BrokerError, connect};
 pub use names::unique;
 pub use policy::Policy;
 pub use serial::serial;
+pub use vhost::Vhost;
