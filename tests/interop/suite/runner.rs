@@ -180,11 +180,7 @@ pub(crate) fn run_all(scenarios: Vec<Scenario>, jobs: usize) -> bool {
             }
         }
         let _ = out.flush();
-        eprintln!(
-            "interop: {} took {:.1} s",
-            outcome.name,
-            outcome.took.as_secs_f64()
-        );
+        took.push((outcome.took, outcome.name));
     }
     for name in &order {
         eprintln!("\n---- {name} ----\n{}", failures[name]);
