@@ -260,6 +260,19 @@ impl Proc {
         self.terminate();
         self.finish(WAIT).await
     }
+
+    /// [`Proc::stop`], and panics unless the program exits with success:
+    /// services must stop cleanly on SIGTERM.
+    pub(crate) async fn stop_cleanly(self) -> Finished {
+        let label = self.label.clone();
+        let finished = self.stop().await;
+        assert!(
+            finished.status.success(),
+            "{label} did not stop cleanly on SIGTERM\n{}",
+            finished.transcript()
+        );
+        finished
+    }
 }
 
 impl Drop for Proc {

@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 
 use bus_test_support::amqp_url;
 
+use crate::process::Proc;
+
 /// The locations, checked once.
 pub(crate) struct Tools {
     venv: PathBuf,
@@ -145,4 +147,38 @@ pub(crate) fn example(name: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(Tools::get().example(name));
     cmd.args(args).env("RUST_LOG", "info");
     cmd
+}
+
+/// Starts one of the suite's Python services on the test broker and waits
+/// until it says `READY`.
+pub(crate) async fn python_service(script: &str, args: &[&str]) -> Proc {
+    let mut service = Proc::spawn(script, suite_python(script, &amqp_url(), args));
+    service.wait_for("READY").await;
+    service
+}
+
+/// Starts a live view of `bus` (`logger`, `monitor`) and waits until it
+/// says it is watching, which it does once its queue is bound.
+pub(crate) async fn bus_watching(args: &[&str]) -> Proc {
+    let mut view = Proc::spawn(&format!("bus {}", args.join(" ")), bus(args));
+    view.wait_for_err("watching").await;
+    view
+}
+
+/// `bus logger` (with `--json` if `json`) showing the first record whose
+/// routing key matches `filter`, then exiting; started and watching.
+pub(crate) async fn bus_logger_for_one(filter: &str, json: bool) -> Proc {
+    let mut args = vec![
+        "logger",
+        "--filter",
+        filter,
+        "--count",
+        "1",
+        "--timeout",
+        "120",
+    ];
+    if json {
+        args.insert(0, "--json");
+    }
+    bus_watching(&args).await
 }

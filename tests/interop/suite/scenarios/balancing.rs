@@ -12,9 +12,9 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::broker::Amqp;
-use crate::process::{Proc, WAIT, tagged};
+use crate::process::{WAIT, tagged};
 use crate::services::{start, stop};
-use crate::tools::suite_python;
+use crate::tools::python_service;
 
 /// Commands sent: enough for both instances to get several at the
 /// default prefetch (3 each), whatever the timing.
@@ -38,11 +38,7 @@ pub(crate) async fn python_and_rust_share_a_queue() {
     let name = unique("mixed");
     let queue = bus_core::commands_queue(&name);
     let _cleanup = QueueCleanup::new(&amqp_url(), [queue.clone()]);
-    let mut python = Proc::spawn(
-        "worker.py",
-        suite_python("worker.py", &amqp_url(), &[&name]),
-    );
-    python.wait_for("READY").await;
+    let mut python = python_service("worker.py", &[&name]).await;
     let handled = Arc::new(Mutex::new(Vec::new()));
     let builder = ServiceBuilder::new(&name)
         .url(&amqp_url())
@@ -129,6 +125,5 @@ pub(crate) async fn python_and_rust_share_a_queue() {
     );
 
     stop(rust).await;
-    let python = python.stop().await;
-    assert!(python.status.success(), "{}", python.transcript());
+    python.stop_cleanly().await;
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::broker::{Amqp, fixed_names};
 use crate::process::{Proc, WAIT, ndjson, payload_file, run_expecting};
 use crate::services::{start_echo, stop};
-use crate::tools::{bus, eventail, example, suite_python};
+use crate::tools::{bus, eventail, example, python_service, suite_python};
 
 /// `send_command.py` prints these when the result carries its ids back.
 const IDS_OK: [&str; 2] = ["Correlation ID is O.K.", "Conversation ID is O.K."];
@@ -88,20 +88,14 @@ pub(crate) async fn ping_example_to_python_pong() {
     assert_eq!(handled["reply_to"], format!("{ping_name}.EchoReturn"));
     assert_eq!(handled["correlation_id"], "0");
 
-    let ping = ping.stop().await;
-    assert!(ping.status.success(), "{}", ping.transcript());
-    let pong = pong.stop().await;
-    assert!(pong.status.success(), "{}", pong.transcript());
+    ping.stop_cleanly().await;
+    pong.stop_cleanly().await;
 }
 
 pub(crate) async fn bus_send_to_python() {
     let name = unique("py-echo");
     let _cleanup = QueueCleanup::new(&amqp_url(), [bus_core::commands_queue(&name)]);
-    let mut service = Proc::spawn(
-        "echo_service.py",
-        suite_python("echo_service.py", &amqp_url(), &[&name]),
-    );
-    service.wait_for("READY").await;
+    let mut service = python_service("echo_service.py", &[&name]).await;
     let echo = format!("{name}.Echo");
 
     let data = r#"{"n": [1, "two"], "s": "é"}"#;
@@ -150,18 +144,13 @@ pub(crate) async fn bus_send_to_python() {
     assert_eq!(result["status"], "error");
     assert_eq!(result["payload"], json!({"reason": "refused"}));
 
-    let service = service.stop().await;
-    assert!(service.status.success(), "{}", service.transcript());
+    service.stop_cleanly().await;
 }
 
 pub(crate) async fn rust_client_to_python() {
     let name = unique("py-echo");
     let _cleanup = QueueCleanup::new(&amqp_url(), [bus_core::commands_queue(&name)]);
-    let mut service = Proc::spawn(
-        "echo_service.py",
-        suite_python("echo_service.py", &amqp_url(), &[&name]),
-    );
-    service.wait_for("READY").await;
+    let mut service = python_service("echo_service.py", &[&name]).await;
     let options = |conversation: &str| CallOptions {
         timeout: WAIT,
         conversation_id: Some(conversation.to_owned()),
@@ -206,6 +195,5 @@ pub(crate) async fn rust_client_to_python() {
             .expect("the client closes cleanly");
     }
 
-    let service = service.stop().await;
-    assert!(service.status.success(), "{}", service.transcript());
+    service.stop_cleanly().await;
 }

@@ -36,6 +36,19 @@ impl Service for Configured {
     }
 }
 
+/// What `<service>.Echo` `[1]` answers, sent with `bus send`: proof that
+/// the service consumes its commands.
+async fn echo_payload(service: &str) -> serde_json::Value {
+    let echo = format!("{service}.Echo");
+    let sent = run_expecting(
+        "bus send",
+        bus(&["--json", "send", &echo, "--data", "[1]"]),
+        0,
+    )
+    .await;
+    ndjson(&sent.out)[0]["payload"].clone()
+}
+
 pub(crate) async fn publish_configuration_py_to_rust() {
     let name = unique("rs-config");
     let commands = bus_core::commands_queue(&name);
@@ -85,13 +98,7 @@ pub(crate) async fn publish_configuration_py_to_rust() {
     );
     amqp.wait_consumers(&commands, 1).await;
     amqp.close().await;
-    let echoed = run_expecting(
-        "bus send",
-        bus(&["--json", "send", &format!("{name}.Echo"), "--data", "[1]"]),
-        0,
-    )
-    .await;
-    assert_eq!(ndjson(&echoed.out)[0]["payload"], json!({"echo": [1]}));
+    assert_eq!(echo_payload(&name).await, json!({"echo": [1]}));
     stop(handle).await;
 }
 
@@ -126,16 +133,9 @@ pub(crate) async fn bus_config_to_python() {
     amqp.wait_consumers(&commands, 1).await;
     amqp.close().await;
 
-    let echoed = run_expecting(
-        "bus send",
-        bus(&["--json", "send", &format!("{name}.Echo"), "--data", "[1]"]),
-        0,
-    )
-    .await;
     assert_eq!(
-        ndjson(&echoed.out)[0]["payload"],
+        echo_payload(&name).await,
         json!({"echo": [1], "settings": settings})
     );
-    let service = service.stop().await;
-    assert!(service.status.success(), "{}", service.transcript());
+    service.stop_cleanly().await;
 }

@@ -18,9 +18,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::broker::{Amqp, DeadLetters};
-use crate::process::{Proc, WAIT, ndjson, payload_file, run_expecting};
+use crate::process::{WAIT, ndjson, payload_file, run_expecting};
 use crate::services::{start, stop};
-use crate::tools::{bus, eventail, suite_python};
+use crate::tools::{bus, eventail, python_service};
 
 /// What both inspectors show of a dead letter: routing key, conversation
 /// id, and the payload's `n`.
@@ -177,11 +177,7 @@ pub(crate) async fn rust_then_resurrect_py() {
 pub(crate) async fn python_then_bus_resurrect() {
     let name = unique("py-dead");
     let dead = DeadLetters::set_up(&name).await;
-    let mut service = Proc::spawn(
-        "flaky_service.py",
-        suite_python("flaky_service.py", &amqp_url(), &[&name]),
-    );
-    service.wait_for("READY").await;
+    let mut service = python_service("flaky_service.py", &[&name]).await;
     let poison = format!("{name}.Poison");
     let dir = tempfile::tempdir().expect("tempdir");
     for n in [1, 2] {
@@ -222,6 +218,5 @@ pub(crate) async fn python_then_bus_resurrect() {
     }
     amqp.wait_messages(&dead.queue, 0).await;
     amqp.close().await;
-    let service = service.stop().await;
-    assert!(service.status.success(), "{}", service.transcript());
+    service.stop_cleanly().await;
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::fixtures::{difference, payload_for};
 use crate::process::{Proc, WAIT, tagged};
 use crate::services::{start, stop};
-use crate::tools::suite_python;
+use crate::tools::{python_service, suite_python};
 
 const CONVERSATION: &str = "conv-fixtures-é";
 
@@ -28,11 +28,7 @@ fn key(service: &str, codec: Codec) -> String {
 pub(crate) async fn rust_to_python() {
     let name = unique("py-fixtures");
     let _cleanup = QueueCleanup::new(&amqp_url(), [bus_core::events_queue(&name)]);
-    let mut receiver = Proc::spawn(
-        "fixture_receiver.py",
-        suite_python("fixture_receiver.py", &amqp_url(), &[&name]),
-    );
-    receiver.wait_for("READY").await;
+    let mut receiver = python_service("fixture_receiver.py", &[&name]).await;
 
     let publisher = ServiceBuilder::new(&unique("rs-fixtures"))
         .url(&amqp_url())
@@ -70,8 +66,7 @@ pub(crate) async fn rust_to_python() {
     }
 
     publisher.close().await.expect("close the publisher");
-    let receiver = receiver.stop().await;
-    assert!(receiver.status.success(), "{}", receiver.transcript());
+    receiver.stop_cleanly().await;
 }
 
 /// What the Rust receiver got: routing key, codec, conversation id, payload.
@@ -125,7 +120,6 @@ pub(crate) async fn python_to_rust() {
         }
     }
 
-    let publisher = publisher.stop().await;
-    assert!(publisher.status.success(), "{}", publisher.transcript());
+    publisher.stop_cleanly().await;
     stop(receiver).await;
 }

@@ -10,37 +10,16 @@ use serde_json::{Value as Json, json};
 
 use crate::process::{Proc, Stream, WAIT, ndjson, run_expecting};
 use crate::services::{start_echo, stop};
-use crate::tools::{bus, eventail, suite_python};
+use crate::tools::{bus, bus_logger_for_one, eventail, python_service};
 
 pub(crate) async fn python_to_bus_logger() {
     let name = unique("py-logs");
     let _cleanup = QueueCleanup::new(&amqp_url(), [bus_core::commands_queue(&name)]);
-    let mut service = Proc::spawn(
-        "echo_service.py",
-        suite_python("echo_service.py", &amqp_url(), &[&name]),
-    );
-    service.wait_for("READY").await;
+    let service = python_service("echo_service.py", &[&name]).await;
 
     let filter = format!("{name}.INFO");
-    let logger = |json: bool| {
-        let mut args = vec![
-            "logger",
-            "--filter",
-            &filter,
-            "--count",
-            "1",
-            "--timeout",
-            "120",
-        ];
-        if json {
-            args.insert(0, "--json");
-        }
-        bus(&args)
-    };
-    let mut json_logger = Proc::spawn("bus --json logger", logger(true));
-    let mut text_logger = Proc::spawn("bus logger", logger(false));
-    json_logger.wait_for_err("watching").await;
-    text_logger.wait_for_err("watching").await;
+    let json_logger = bus_logger_for_one(&filter, true).await;
+    let text_logger = bus_logger_for_one(&filter, false).await;
 
     let echo = format!("{name}.Echo");
     let mut send = bus(&["send", &echo, "--data", r#"{"n": [1, "two"]}"#]);
@@ -85,8 +64,7 @@ pub(crate) async fn python_to_bus_logger() {
         );
     }
 
-    let service = service.stop().await;
-    assert!(service.status.success(), "{}", service.transcript());
+    service.stop_cleanly().await;
 }
 
 /// The JSON type of a GELF field, as a Python reader would see it.
@@ -127,11 +105,7 @@ pub(crate) async fn rust_to_logger_py() {
         ),
     );
     logger.wait_for("connected!").await;
-    let mut py_service = Proc::spawn(
-        "echo_service.py",
-        suite_python("echo_service.py", &amqp_url(), &[&python]),
-    );
-    py_service.wait_for("READY").await;
+    let py_service = python_service("echo_service.py", &[&python]).await;
     let (rs_service, _rs_cleanup) = start_echo(&rust, &amqp_url()).await;
 
     // The same call to each: both log INFO "echoing" with the same fields.
@@ -188,7 +162,6 @@ pub(crate) async fn rust_to_logger_py() {
     assert_eq!(rs_record["_worker_pid"], std::process::id());
 
     stop(rs_service).await;
-    let py_service = py_service.stop().await;
-    assert!(py_service.status.success(), "{}", py_service.transcript());
+    py_service.stop_cleanly().await;
     logger.terminate();
 }

@@ -9,7 +9,7 @@ use serde_json::{Value as Json, json};
 
 use crate::process::{Proc, Stream, WAIT, run_expecting};
 use crate::services::{start_echo, stop};
-use crate::tools::{bus, eventail, suite_python};
+use crate::tools::{bus, bus_watching, eventail, python_service};
 
 /// A Rust client: its reply key is known once it is connected, so the
 /// monitors are started after it.
@@ -96,29 +96,22 @@ async fn record(monitor: &mut Proc, kind: &str, key: &str) -> Json {
 pub(crate) async fn bus_monitor_sees_python() {
     let name = unique("py-monitored");
     let _cleanup = QueueCleanup::new(&amqp_url(), [bus_core::commands_queue(&name)]);
-    let mut service = Proc::spawn(
-        "echo_service.py",
-        suite_python("echo_service.py", &amqp_url(), &[&name]),
-    );
-    service.wait_for("READY").await;
+    let service = python_service("echo_service.py", &[&name]).await;
     let client = client().await;
     let reply_to = client.reply_to().to_owned();
     let patterns = format!("{name}.#");
-    let mut monitor = Proc::spawn(
-        "bus monitor",
-        bus(&[
-            "--json",
-            "monitor",
-            "--events",
-            &patterns,
-            "--commands",
-            &patterns,
-            &reply_to,
-            "--timeout",
-            "120",
-        ]),
-    );
-    monitor.wait_for_err("watching").await;
+    let mut monitor = bus_watching(&[
+        "--json",
+        "monitor",
+        "--events",
+        &patterns,
+        "--commands",
+        &patterns,
+        &reply_to,
+        "--timeout",
+        "120",
+    ])
+    .await;
 
     echo_from_rust(client, &name, "conv-monitored").await;
 
@@ -139,6 +132,5 @@ pub(crate) async fn bus_monitor_sees_python() {
     assert_eq!(command["correlation_id"], result["correlation_id"]);
 
     monitor.terminate();
-    let service = service.stop().await;
-    assert!(service.status.success(), "{}", service.transcript());
+    service.stop_cleanly().await;
 }

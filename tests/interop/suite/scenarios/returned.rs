@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::process::{Proc, WAIT, ndjson};
 use crate::services::{start, stop};
-use crate::tools::{bus, suite_python};
+use crate::tools::{bus_logger_for_one, suite_python};
 
 /// Sends one mandatory command to `target` once ready; hands what comes
 /// back to the scenario, then panics if `panic` (to see what the runtime
@@ -44,33 +44,13 @@ impl Service for Returning {
     }
 }
 
-/// A logger for the EMERGENCY records of `service`, ready to receive.
-async fn emergency_logger(service: &str) -> Proc {
-    let filter = format!("{service}.EMERGENCY");
-    let mut logger = Proc::spawn(
-        "bus logger",
-        bus(&[
-            "--json",
-            "logger",
-            "--filter",
-            &filter,
-            "--count",
-            "1",
-            "--timeout",
-            "120",
-        ]),
-    );
-    logger.wait_for_err("watching").await;
-    logger
-}
-
 pub(crate) async fn rust_hook() {
     for panic in [false, true] {
         let name = unique("rs-returning");
         let _cleanup = QueueCleanup::new(&amqp_url(), [bus_core::commands_queue(&name)]);
         let target = format!("{}.Do", unique("nobody"));
         let logger = if panic {
-            Some(emergency_logger(&name).await)
+            Some(bus_logger_for_one(&format!("{name}.EMERGENCY"), true).await)
         } else {
             None
         };
@@ -128,7 +108,7 @@ pub(crate) async fn python_hook() {
         let _cleanup = QueueCleanup::new(&amqp_url(), [bus_core::commands_queue(&name)]);
         let target = format!("{}.Do", unique("nobody"));
         let logger = if raise {
-            Some(emergency_logger(&name).await)
+            Some(bus_logger_for_one(&format!("{name}.EMERGENCY"), true).await)
         } else {
             None
         };
