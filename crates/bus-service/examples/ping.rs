@@ -7,6 +7,7 @@
 //! cargo run -p bus-service --example ping -- [NAME] [AMQP_URL...]
 //! ```
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bus_service::bus_core::new_conversation_id;
@@ -75,12 +76,22 @@ async fn main() -> std::process::ExitCode {
             Ok::<(), HandlerError>(())
         },
     );
+    let started = AtomicBool::new(false);
     let router = Router::new()
         .result("EchoReturn", move |ctx: Context, echo: Echo| {
             let batch = batch.clone();
             async move { batch.push(&ctx, echo).await }
         })
-        .on_ready(|ctx| async move { ping(ctx, 0) });
+        .on_ready(move |ctx| {
+            // on_ready runs again after every reconnection, but timers
+            // outlive connections: the loop started the first time goes on.
+            let first = !started.swap(true, Ordering::SeqCst);
+            async move {
+                if first {
+                    ping(ctx, 0);
+                }
+            }
+        });
     println!("To exit press CTRL+C");
     match ServiceBuilder::new(&name)
         .urls(&urls)

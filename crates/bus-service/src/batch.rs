@@ -19,15 +19,17 @@ type Callback<T> = Arc<
 >;
 
 struct State<T> {
-    items: Vec<T>,
-    deliveries: Vec<DeliveryRef>,
+    /// Each item with the delivery it came from, if any.
+    entries: Vec<(T, Option<DeliveryRef>)>,
     timer: Option<TimerId>,
 }
 
 /// Accumulates items up to `max_entries` or for at most `timeout` after
 /// the first, then hands them to one callback. The deliveries are then
 /// acked with one `multiple` ack, as eventail's `Batch`. If the callback
-/// fails, each delivery is requeued once, then dead-lettered.
+/// fails, each delivery is requeued once, then dead-lettered. Items whose
+/// connection was lost before the flush are left out: the broker delivers
+/// them again.
 ///
 /// Push from a handler, which returns [`Outcome::Deferred`]:
 ///
@@ -86,8 +88,7 @@ impl<T: Send + 'static> Batch<T> {
             timeout,
             callback: Arc::new(move |ctx, items| Box::pin(callback(ctx, items))),
             state: Arc::new(Mutex::new(State {
-                items: Vec::new(),
-                deliveries: Vec::new(),
+                entries: Vec::new(),
                 timer: None,
             })),
         }
@@ -97,17 +98,14 @@ impl<T: Send + 'static> Batch<T> {
     /// [`Outcome::Deferred`], what the handler should return.
     pub async fn push(&self, ctx: &Context, item: T) -> HandlerResult {
         let mut state = self.state.lock().await;
-        if state.items.is_empty() {
+        if state.entries.is_empty() {
             let batch = self.clone();
             state.timer = Some(ctx.call_later(self.timeout, move |ctx| async move {
                 batch.flush(&ctx, true).await;
             }));
         }
-        state.items.push(item);
-        if let Some(delivery) = ctx.delivery() {
-            state.deliveries.push(delivery);
-        }
-        let full = state.items.len() >= self.max_entries;
+        state.entries.push((item, ctx.delivery()));
+        let full = state.entries.len() >= self.max_entries;
         drop(state);
         if full {
             self.flush(ctx, false).await;
@@ -121,36 +119,29 @@ impl<T: Send + 'static> Batch<T> {
     }
 
     async fn flush(&self, ctx: &Context, from_timer: bool) {
-        let (items, deliveries) = {
+        let entries = {
             let mut state = self.state.lock().await;
             if let Some(timer) = state.timer.take() {
                 if !from_timer {
                     ctx.cancel_timer(timer);
                 }
             }
-            (
-                std::mem::take(&mut state.items),
-                std::mem::take(&mut state.deliveries),
-            )
+            std::mem::take(&mut state.entries)
         };
+        // Items of a lost connection go back to their queue and come again:
+        // processing them now would process them twice.
+        let (items, deliveries): (Vec<T>, Vec<Option<DeliveryRef>>) = entries
+            .into_iter()
+            .filter(|(_, d)| d.as_ref().is_none_or(|d| ctx.is_current(d)))
+            .unzip();
+        let deliveries: Vec<DeliveryRef> = deliveries.into_iter().flatten().collect();
         if items.is_empty() {
             return;
         }
         match (self.callback)(ctx.clone(), items).await {
             Ok(()) => {
-                // One `multiple` ack per connection the items came from;
-                // acks for an earlier connection are ignored, as its
-                // deliveries come back anyway.
-                let mut last: Vec<DeliveryRef> = Vec::new();
-                for d in deliveries {
-                    match last.iter_mut().find(|l| l.same_session(&d)) {
-                        Some(l) if l.tag() < d.tag() => *l = d,
-                        Some(_) => {}
-                        None => last.push(d),
-                    }
-                }
-                for d in last {
-                    ctx.ack_delivery(d, true);
+                if let Some(last) = deliveries.iter().max_by_key(|d| d.tag()) {
+                    ctx.ack_delivery(*last, true);
                 }
             }
             Err(error) => {

@@ -1,6 +1,7 @@
 //! Building and starting a service.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bus_core::{BrokerUrl, Codec, DEFAULT_URL, Value, validate_routing_key};
@@ -140,7 +141,10 @@ impl ServiceBuilder {
         self
     }
 
-    /// How long opening a connection may take (default 10 s).
+    /// How long opening a connection may take (default 10 s). The same
+    /// bound applies to setting it up (channels, topology, consumers) and
+    /// to sending an acknowledgement: a broker that does not answer in
+    /// time is treated as gone, and the service reconnects.
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.config.connection_timeout = timeout;
         self
@@ -263,6 +267,7 @@ impl ServiceBuilder {
             shutdown: shutdown.clone(),
             health: health.clone(),
             timers: Timers::default(),
+            current_session: AtomicU64::new(0),
         });
         let runtime = Runtime {
             service: Arc::new(service),
@@ -280,8 +285,7 @@ impl ServiceBuilder {
     /// the process at once with status 1.
     pub async fn run<S: Service>(self, service: S) -> Result<(), RunError> {
         let handle = self.start(service)?;
-        let token = handle.shutdown_token();
-        tokio::spawn(signals::stop_on_signals(token));
+        tokio::spawn(signals::stop_on_signals(handle.shutdown_token()));
         handle.join().await
     }
 

@@ -1,6 +1,7 @@
 //! What a handler (or a timer, or a hook) can do: publish, reply, log,
 //! schedule timers, ack deferred deliveries, stop the service.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) health: Health,
     pub(crate) timers: Timers,
+    /// The number of the session consuming now; 0 between sessions.
+    pub(crate) current_session: AtomicU64,
 }
 
 /// The delivery a context was made for.
@@ -85,10 +88,6 @@ impl DeliveryRef {
     /// Whether the broker had delivered it before.
     pub fn redelivered(&self) -> bool {
         self.redelivered
-    }
-
-    pub(crate) fn same_session(&self, other: &DeliveryRef) -> bool {
-        self.session == other.session
     }
 }
 
@@ -459,6 +458,12 @@ impl Context {
                 multiple,
             );
         }
+    }
+
+    /// Whether `delivery` came on the current connection: a delivery of an
+    /// earlier one has gone back to its queue and will come again.
+    pub fn is_current(&self, delivery: &DeliveryRef) -> bool {
+        delivery.session == self.shared.current_session.load(Ordering::Acquire)
     }
 
     /// Acks a deferred delivery from any context. An ack for a delivery of

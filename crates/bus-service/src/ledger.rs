@@ -187,8 +187,22 @@ impl Ledger {
         // one, as long as no tag below its end is still unknown to us.
         let mut prefix_end = None;
         let mut prefix_len = 0usize;
+        // A run held back to go out with the delivery that ends it.
+        let mut held_up_to = 0;
         for (tag, entry) in &self.unsettled {
-            if !entry.ackable() || *tag > self.contiguous_seen {
+            if *tag > self.contiguous_seen {
+                break;
+            }
+            if !entry.ackable() {
+                // The service already acked this one, which only waits for
+                // its handler to return (a batch acks from inside the
+                // handler of its last item) or for its confirms: the run
+                // before it waits too, so that the whole run goes out as
+                // one `multiple` ack, as eventail's batch sends it.
+                if prefix_end.is_some() && entry.manual == Some(Manual::Ack) {
+                    held_up_to = *tag;
+                    prefix_end = None;
+                }
                 break;
             }
             prefix_end = Some(*tag);
@@ -204,7 +218,7 @@ impl Ledger {
         let singles: Vec<u64> = self
             .unsettled
             .iter()
-            .filter(|(_, e)| e.ackable())
+            .filter(|(t, e)| **t > held_up_to && e.ackable())
             .map(|(t, _)| *t)
             .collect();
         for tag in singles {
@@ -418,14 +432,9 @@ mod tests {
             },
         );
         l.manual_ack(2, true);
-        // 1 is ready now; 2 only once its handler returns; 3 was not acked.
-        assert_eq!(
-            l.take_settlements(),
-            [Settlement::Ack {
-                tag: 1,
-                multiple: false
-            }]
-        );
+        // 1 is ready now, but waits for 2, whose handler has not returned,
+        // so that both go in one multiple ack; 3 was not acked.
+        assert_eq!(l.take_settlements(), []);
         l.finished(
             2,
             Finished::Deferred {
@@ -436,7 +445,7 @@ mod tests {
             l.take_settlements(),
             [Settlement::Ack {
                 tag: 2,
-                multiple: false
+                multiple: true
             }]
         );
         assert_eq!(l.unsettled(), 1);
@@ -486,5 +495,38 @@ mod tests {
         l.finished(1, done(&[3]));
         l.manual_ack(1, false);
         assert_eq!(l.take_settlements(), []);
+    }
+
+    #[test]
+    fn a_held_run_goes_alone_when_its_last_delivery_fails() {
+        let mut l = Ledger::default();
+        for tag in 1..=3 {
+            l.received(tag);
+        }
+        for tag in 1..=2 {
+            l.finished(
+                tag,
+                Finished::Deferred {
+                    unconfirmed: vec![],
+                },
+            );
+        }
+        l.manual_ack(3, true);
+        assert_eq!(l.take_settlements(), [], "no single acks while held");
+        l.finished(3, Finished::Failed { requeue: true });
+        assert_eq!(
+            l.take_settlements(),
+            [
+                Settlement::Nack {
+                    tag: 3,
+                    requeue: true
+                },
+                Settlement::Ack {
+                    tag: 2,
+                    multiple: true
+                }
+            ]
+        );
+        assert_eq!(l.unsettled(), 0);
     }
 }

@@ -20,6 +20,8 @@ use crate::error::LogError;
 const OFFLINE_BUFFER: usize = 1000;
 /// Records waiting for the log task before new ones are dropped.
 const QUEUE_CAPACITY: usize = 4096;
+/// How long one record may wait for room on the connection.
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The machine's host name, as in `host` of log records.
 pub(crate) fn hostname() -> &'static str {
@@ -118,6 +120,9 @@ async fn run_log_task(
 ) {
     let mut offline: VecDeque<GelfRecord> = VecDeque::new();
     let mut dropped = 0usize;
+    // Set when a publish on the current channel failed: records wait in
+    // the buffer for the next channel instead of failing one by one.
+    let mut broken = false;
     loop {
         tokio::select! {
             item = rx.recv() => match item {
@@ -125,11 +130,12 @@ async fn run_log_task(
                 Some(Item::Flush(done)) => { let _ = done.send(()); }
                 Some(Item::Record(record)) => {
                     let record = *record;
-                    let channel = channels.borrow().clone();
-                    let sent = match channel {
-                        Some(ch) => publish(&ch, &record).await,
+                    let channel = channels.borrow().clone().filter(|_| !broken);
+                    let sent = match &channel {
+                        Some(ch) => publish(ch, &record).await,
                         None => false,
                     };
+                    broken |= channel.is_some() && !sent;
                     if !sent {
                         if offline.len() == OFFLINE_BUFFER {
                             offline.pop_front();
@@ -144,6 +150,7 @@ async fn run_log_task(
                     return;
                 }
                 let channel = channels.borrow_and_update().clone();
+                broken = false;
                 if let Some(ch) = channel {
                     if dropped > 0 {
                         tracing::warn!(dropped, "bus log records dropped while the bus was unreachable");
@@ -152,6 +159,7 @@ async fn run_log_task(
                     while let Some(record) = offline.pop_front() {
                         if !publish(&ch, &record).await {
                             offline.push_front(record);
+                            broken = true;
                             break;
                         }
                     }
@@ -162,12 +170,17 @@ async fn run_log_task(
 }
 
 /// No properties at all, not mandatory, no confirms: what eventail sends.
+///
+/// The wait for room in amqprs's outgoing queue is bounded: on a connection
+/// the broker stopped reading, it would never end, and logging would stop
+/// for good. A publish that gave up sent nothing.
 async fn publish(channel: &Channel, record: &GelfRecord) -> bool {
     let args = BasicPublishArguments::new(Exchange::Logs.name(), &record.routing_key());
-    channel
-        .basic_publish(BasicProperties::default(), record.to_bytes(), args)
-        .await
-        .is_ok()
+    let publish = channel.basic_publish(BasicProperties::default(), record.to_bytes(), args);
+    matches!(
+        tokio::time::timeout(PUBLISH_TIMEOUT, publish).await,
+        Ok(Ok(()))
+    )
 }
 
 /// A `tracing` layer that forwards events at or above a level to the bus,

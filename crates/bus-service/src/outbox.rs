@@ -67,6 +67,9 @@ struct Book {
     /// The session whose channel is attached; 0 before the first one.
     generation: u64,
     attached: bool,
+    /// The service has stopped for good: nothing will send or confirm
+    /// what is published now.
+    closed: bool,
     pending: HashMap<PublishId, Pending>,
     /// Sequence number on the current channel -> id and send time.
     in_flight: BTreeMap<u64, (PublishId, Instant)>,
@@ -117,6 +120,9 @@ impl Outbox {
     ) -> Result<PublishId, PublishError> {
         let id = {
             let mut book = self.book();
+            if book.closed {
+                return Err(PublishError::Stopped);
+            }
             if let Owner::Delivery { generation } = owner {
                 if !book.attached || generation != book.generation {
                     return Err(PublishError::DeliveryLost);
@@ -334,9 +340,11 @@ impl Outbox {
         });
     }
 
-    /// Fails every waiter: the service is stopping for good.
+    /// Fails every waiter, and every later publish: the service is
+    /// stopping for good.
     pub(crate) fn close(&self) {
         let mut book = self.book();
+        book.closed = true;
         for (_, pending) in book.pending.drain() {
             if let Owner::Free {
                 waiter: Some(waiter),

@@ -43,8 +43,13 @@ pub(crate) enum EndCause {
     ChannelClosed { code: u16, text: String },
     /// The broker cancelled a consumer (its queue was deleted, ...).
     ConsumerCancelled { consumer_tag: String },
-    /// Publisher confirms stopped arriving: the broker is blocked or stalled.
-    Stalled { waited: Duration },
+    /// The broker stopped taking our traffic: publisher confirms stopped
+    /// arriving, or acks could not be sent. It is blocked or stalled.
+    Stalled {
+        /// What stopped.
+        what: &'static str,
+        waited: Duration,
+    },
 }
 
 impl std::fmt::Display for EndCause {
@@ -64,9 +69,9 @@ impl std::fmt::Display for EndCause {
             EndCause::ConsumerCancelled { consumer_tag } => {
                 write!(f, "consumer {consumer_tag} cancelled by the broker")
             }
-            EndCause::Stalled { waited } => write!(
+            EndCause::Stalled { what, waited } => write!(
                 f,
-                "no publisher confirm for {:.1} s: broker blocked or stalled",
+                "{what} for {:.1} s: broker blocked or stalled",
                 waited.as_secs_f64()
             ),
         }
@@ -121,12 +126,26 @@ pub(crate) async fn run<S: Service>(
             .await?;
         Ok::<_, amqprs::error::Error>((main, logs, queues))
     };
-    let (main, logs, queues) = match setup.await {
-        Ok(parts) => parts,
-        Err(error) => {
+    // A broker that stops answering (blocked by an alarm, paused) must not
+    // hold the session here forever, nor delay a shutdown.
+    let shutdown = rt.shared.shutdown.clone();
+    let setup = tokio::select! {
+        setup = tokio::time::timeout(rt.config.connection_timeout, setup) => setup,
+        () = shutdown.cancelled() => {
             close_quietly(connection);
+            return SessionEnd { cause: EndCause::Stopped, consumed: false };
+        }
+    };
+    let (main, logs, queues) = match setup {
+        Ok(Ok(parts)) => parts,
+        failed => {
+            close_quietly(connection);
+            let error = match failed {
+                Ok(Err(error)) => error.to_string(),
+                _ => timed_out(rt.config.connection_timeout),
+            };
             return SessionEnd {
-                cause: EndCause::Setup(error.to_string()),
+                cause: EndCause::Setup(error),
                 consumed: false,
             };
         }
@@ -137,6 +156,9 @@ pub(crate) async fn run<S: Service>(
         .outbox
         .attach(main.clone(), number, stop_sender.clone());
     rt.log_channel.send_replace(Some(logs.clone()));
+    rt.shared
+        .current_session
+        .store(number, std::sync::atomic::Ordering::Release);
     rt.config
         .observer
         .emit(TraceEvent::SessionStarted { session: number });
@@ -158,7 +180,7 @@ pub(crate) async fn run<S: Service>(
     };
     let cause = match session.start_consuming().await {
         Ok(()) => session.run(&mut events, control).await,
-        Err(error) => EndCause::Setup(error.to_string()),
+        Err(cause) => cause,
     };
     let consumed = session.consumed;
     if matches!(cause, EndCause::Stopped) {
@@ -167,6 +189,9 @@ pub(crate) async fn run<S: Service>(
     }
     session.stop_sender.cancel();
     session.handlers.abort_all();
+    rt.shared
+        .current_session
+        .store(0, std::sync::atomic::Ordering::Release);
     rt.shared.outbox.detach();
     rt.log_channel.send_replace(None);
     let _ = sender.await;
@@ -180,7 +205,18 @@ pub(crate) async fn run<S: Service>(
     SessionEnd { cause, consumed }
 }
 
+fn timed_out(timeout: Duration) -> String {
+    format!(
+        "no answer from the broker within {:.1} s",
+        timeout.as_secs_f64()
+    )
+}
+
 /// Closes a connection that may be dead or blocked without waiting for it.
+///
+/// On a blocked connection the close handshake cannot complete: the
+/// broker reads the `connection.close` only once its alarm clears, then
+/// closes the connection and requeues what it had delivered on it.
 fn close_quietly(connection: Connection) {
     tokio::spawn(async move {
         let _ = tokio::time::timeout(Duration::from_secs(5), connection.close()).await;
@@ -190,9 +226,9 @@ fn close_quietly(connection: Connection) {
 impl<S: Service> Session<'_, S> {
     /// The configuration queue first when there is one; the business
     /// queues right away otherwise.
-    async fn start_consuming(&mut self) -> Result<(), amqprs::error::Error> {
+    async fn start_consuming(&mut self) -> Result<(), EndCause> {
         if let Some(queue) = self.queues.configurations.clone() {
-            self.consumers.subscribe(&self.main, &queue).await?;
+            self.subscribe(&queue).await?;
             self.consumed = true;
             self.rt.shared.health.set_state(ServiceState::Configuring);
             let (service, ctx) = (Arc::clone(&self.rt.service), self.rt.service_context());
@@ -205,13 +241,24 @@ impl<S: Service> Session<'_, S> {
         }
     }
 
-    async fn start_business(&mut self) -> Result<(), amqprs::error::Error> {
+    /// `basic.consume` waits for the broker's answer: bounded, since a
+    /// blocked connection never gets one.
+    async fn subscribe(&mut self, queue: &str) -> Result<(), EndCause> {
+        let timeout = self.rt.config.connection_timeout;
+        match tokio::time::timeout(timeout, self.consumers.subscribe(&self.main, queue)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(EndCause::Setup(error.to_string())),
+            Err(_) => Err(EndCause::Setup(timed_out(timeout))),
+        }
+    }
+
+    async fn start_business(&mut self) -> Result<(), EndCause> {
         self.configured = true;
         for queue in [self.queues.events.clone(), self.queues.commands.clone()]
             .into_iter()
             .flatten()
         {
-            self.consumers.subscribe(&self.main, &queue).await?;
+            self.subscribe(&queue).await?;
         }
         self.consumed = true;
         self.rt.shared.health.set_state(ServiceState::Ready);
@@ -253,7 +300,14 @@ impl<S: Service> Session<'_, S> {
                 }
                 _ = &mut io_failure => Err(EndCause::ConnectionLost),
                 _ = stall_check.tick() => match self.rt.shared.outbox.oldest_in_flight() {
-                    Some(waited) if waited > timeout => Err(EndCause::Stalled { waited }),
+                    Some(waited) if waited > timeout => Err(EndCause::Stalled {
+                        what: "no publisher confirm",
+                        waited,
+                    }),
+                    // amqprs announces an I/O failure only to listeners
+                    // already subscribed: a connection that died before the
+                    // first poll of `io_failure` is caught here.
+                    _ if !connection.is_open() => Err(EndCause::ConnectionLost),
                     _ => Ok(()),
                 },
                 () = shutdown.cancelled(), if self.stopping.is_none() => {
@@ -288,13 +342,25 @@ impl<S: Service> Session<'_, S> {
     }
 
     async fn begin_stop(&mut self) {
-        self.stopping = Some(tokio::time::Instant::now() + self.rt.config.stop_timeout);
+        let deadline = tokio::time::Instant::now() + self.rt.config.stop_timeout;
+        self.stopping = Some(deadline);
         self.rt.shared.health.set_state(ServiceState::Stopping);
+        // Timers end with the service; one that keeps publishing would
+        // otherwise hold the stop until its timeout.
+        self.rt.shared.timers.cancel_all();
         self.rt
             .shared
             .logger
             .simple(LogLevel::Warning, "Shutting down…", "", "");
-        self.consumers.cancel_all(&self.main).await;
+        // `basic.cancel` waits for the broker's answer, which a blocked or
+        // dead connection never gives. The session stops polling the
+        // consumers anyway, and closing the channel cancels them.
+        if tokio::time::timeout_at(deadline, self.consumers.cancel_all(&self.main))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the broker did not confirm the consumer cancels");
+        }
     }
 
     fn on_broker_event(&mut self, event: BrokerEvent) -> Result<(), EndCause> {
@@ -360,6 +426,11 @@ impl<S: Service> Session<'_, S> {
             Polled::Delivery(delivery) => delivery,
             Polled::Ended { consumer_tag } => {
                 self.rt.shared.health.set_state(ServiceState::Reconnecting);
+                // Every consumer stream ends with its connection: report
+                // the real cause.
+                if !self.connection.is_open() {
+                    return Err(EndCause::ConnectionLost);
+                }
                 return Err(EndCause::ConsumerCancelled { consumer_tag });
             }
         };
@@ -416,9 +487,7 @@ impl<S: Service> Session<'_, S> {
         };
         self.ledger.finished(scope.meta.delivery_tag, finished);
         if configured && !self.configured && self.stopping.is_none() {
-            self.start_business()
-                .await
-                .map_err(|e| EndCause::Setup(e.to_string()))?;
+            self.start_business().await?;
         }
         Ok(())
     }
@@ -439,13 +508,20 @@ impl<S: Service> Session<'_, S> {
     }
 
     async fn flush_settlements(&mut self) -> Result<(), EndCause> {
+        // An ack only waits for room in amqprs's outgoing queue; that room
+        // never comes back on a connection whose socket the broker stopped
+        // reading, so the wait is bounded.
+        let timeout = self.rt.config.connection_timeout;
         for settlement in self.ledger.take_settlements() {
             let sent = match settlement {
                 Settlement::Ack { tag, multiple } => {
-                    let result = self
-                        .main
-                        .basic_ack(BasicAckArguments::new(tag, multiple))
-                        .await;
+                    let ack = self.main.basic_ack(BasicAckArguments::new(tag, multiple));
+                    let Ok(result) = tokio::time::timeout(timeout, ack).await else {
+                        return Err(EndCause::Stalled {
+                            what: "cannot send acknowledgements",
+                            waited: timeout,
+                        });
+                    };
                     self.rt.config.observer.emit(TraceEvent::Acked {
                         session: self.number,
                         delivery_tag: tag,
@@ -454,10 +530,15 @@ impl<S: Service> Session<'_, S> {
                     result
                 }
                 Settlement::Nack { tag, requeue } => {
-                    let result = self
+                    let nack = self
                         .main
-                        .basic_nack(BasicNackArguments::new(tag, false, requeue))
-                        .await;
+                        .basic_nack(BasicNackArguments::new(tag, false, requeue));
+                    let Ok(result) = tokio::time::timeout(timeout, nack).await else {
+                        return Err(EndCause::Stalled {
+                            what: "cannot send acknowledgements",
+                            waited: timeout,
+                        });
+                    };
                     self.rt.config.observer.emit(TraceEvent::Nacked {
                         session: self.number,
                         delivery_tag: tag,

@@ -11,6 +11,7 @@ use crate::connect;
 use crate::context::Control;
 use crate::error::RunError;
 use crate::health::ServiceState;
+use crate::reconnect::{Delays, ReconnectPolicy};
 use crate::runtime::Runtime;
 use crate::service::Service;
 use crate::session::{self, EndCause};
@@ -72,12 +73,12 @@ pub(crate) async fn supervise<S: Service>(
         tracing::warn!(url = %url, %cause, "session ended; reconnecting");
         // Buffered while offline, published once the next session is up.
         logger.simple(LogLevel::Warning, "Reconnecting", &cause, "");
-        let delay = if end.consumed && started.elapsed() >= STABLE_SESSION {
-            delays = rt.config.reconnect.delays();
-            Duration::ZERO
-        } else {
-            delays.next_delay()
-        };
+        let delay = delay_after_session(
+            end.consumed,
+            started.elapsed(),
+            &mut delays,
+            &rt.config.reconnect,
+        );
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shutdown.cancelled() => break,
@@ -88,4 +89,61 @@ pub(crate) async fn supervise<S: Service>(
     rt.shared.outbox.close();
     rt.log_channel.send_replace(None);
     outcome
+}
+
+/// The wait before reconnecting after a session ended. A session that
+/// consumed and lasted starts the policy's sequence over, and the first
+/// attempt is immediate, as in eventail; any other takes the next delay.
+fn delay_after_session(
+    consumed: bool,
+    lasted: Duration,
+    delays: &mut Delays,
+    policy: &ReconnectPolicy,
+) -> Duration {
+    if consumed && lasted >= STABLE_SESSION {
+        *delays = policy.delays();
+        Duration::ZERO
+    } else {
+        delays.next_delay()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_that_consumed_resets_the_backoff() {
+        let policy = ReconnectPolicy::eventail();
+        let mut delays = policy.delays();
+        let secs = |d: Duration| d.as_secs();
+        // Three failed attempts: 1, 2, 3 s.
+        for expected in 1..=3 {
+            assert_eq!(secs(delays.next_delay()), expected);
+        }
+        let long = Duration::from_secs(60);
+        assert_eq!(
+            delay_after_session(true, long, &mut delays, &policy),
+            Duration::ZERO
+        );
+        // The next failure starts from 1 s again.
+        assert_eq!(secs(delays.next_delay()), 1);
+    }
+
+    #[test]
+    fn a_session_that_did_not_consume_or_was_short_keeps_growing() {
+        let policy = ReconnectPolicy::eventail();
+        let mut delays = policy.delays();
+        let long = Duration::from_secs(60);
+        let short = Duration::from_millis(200);
+        let got: Vec<u64> = [
+            delay_after_session(false, long, &mut delays, &policy),
+            delay_after_session(true, short, &mut delays, &policy),
+            delay_after_session(false, short, &mut delays, &policy),
+        ]
+        .iter()
+        .map(Duration::as_secs)
+        .collect();
+        assert_eq!(got, [1, 2, 3]);
+    }
 }

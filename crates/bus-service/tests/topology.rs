@@ -66,7 +66,7 @@ async fn the_four_exchanges_are_declared_durable_topic() {
     let svc = unique("topo-exchanges");
     let handle = start(
         bus_service::ServiceBuilder::new(&svc)
-            .url(&vhost.url())
+            .url(vhost.url())
             .event_keys([format!("{svc}.happened")]),
         recorder().0,
     )
@@ -80,7 +80,7 @@ async fn the_four_exchanges_are_declared_durable_topic() {
     assert_eq!(exchanges(&vhost), expected);
 
     // What another eventail participant does: declare them the same way.
-    let probe = Probe::open_at(&vhost.url()).await;
+    let probe = Probe::open_at(vhost.url()).await;
     for exchange in Exchange::ALL {
         let same = ExchangeDeclareArguments::new(exchange.name(), "topic")
             .durable(true)

@@ -186,7 +186,10 @@ pub(crate) async fn fixed_names() -> FixedNames {
         if vhost.is_none() {
             *vhost = Some(Vhost::create("bus-interop").expect("create a vhost"));
         }
-        vhost.as_ref().map(Vhost::url).unwrap_or_default()
+        vhost
+            .as_ref()
+            .map(|v| v.url().to_owned())
+            .unwrap_or_default()
     })
     .await
     .expect("join");

@@ -4,7 +4,10 @@
 //! command printed, or an error naming the command and carrying its stderr.
 //! Set `$RABBITMQCTL` to run another command line instead, such as
 //! `docker exec bus-rabbitmq rabbitmqctl` for a broker in a container
-//! (`cargo xtask test` sets it when it started the broker that way).
+//! (`cargo xtask test` sets it when it started the broker that way), and
+//! `$RABBITMQCTL_NODE` to drive another node than the default one (it is
+//! passed as `-n NODE`), such as a private node started for experiments
+//! that stop the broker.
 //!
 //! Commands on queues and policies apply to the virtual host of
 //! [`crate::amqp_url`].
@@ -28,9 +31,14 @@ pub fn run(args: &[&str]) -> Result<String, String> {
     let command_line = std::env::var("RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".into());
     let mut words = command_line.split_whitespace();
     let program = words.next().unwrap_or("rabbitmqctl");
-    let shown = format!("{command_line} {}", args.join(" "));
+    let node: Vec<String> = match std::env::var("RABBITMQCTL_NODE") {
+        Ok(node) if !node.is_empty() => vec!["-n".into(), node],
+        _ => Vec::new(),
+    };
+    let shown = format!("{command_line} {} {}", node.join(" "), args.join(" "));
     let output = Command::new(program)
         .args(words)
+        .args(&node)
         .args(args)
         .output()
         .map_err(|e| format!("{shown}: cannot run {program}: {e}"))?;
@@ -154,7 +162,15 @@ pub fn start_app() -> Result<String, String> {
     Ok(out)
 }
 
+/// Runs on a thread of its own, so that it can be called from inside a
+/// Tokio runtime too (a test's async body, a guard dropped there).
 fn wait_for_amqp(timeout: Duration) -> Result<(), String> {
+    std::thread::spawn(move || wait_for_amqp_here(timeout))
+        .join()
+        .map_err(|_| "waiting for the broker panicked".to_owned())?
+}
+
+fn wait_for_amqp_here(timeout: Duration) -> Result<(), String> {
     let url = configured_url();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,6 +3,8 @@
 //! integration tests of this crate; each uses only part of it.
 #![allow(dead_code)]
 
+pub(crate) mod trace;
+
 use std::time::Duration;
 
 use amqprs::callbacks::ChannelCallback;
@@ -12,7 +14,9 @@ use amqprs::channel::{
 };
 use amqprs::connection::Connection;
 use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, Nack, Return};
-use bus_core::{CONVERSATION_ID_HEADER, Codec, OutgoingMessage, Properties, STATUS_HEADER, Value};
+use bus_core::{
+    CONVERSATION_ID_HEADER, Codec, Exchange, OutgoingMessage, Properties, STATUS_HEADER, Value,
+};
 use bus_service::{
     Context, HandlerResult, Message, Outcome, Service, ServiceBuilder, ServiceHandle, ServiceState,
 };
@@ -72,6 +76,13 @@ impl Received {
         Codec::for_content_type(self.properties.content_type.as_deref())
             .decode_value(&self.body)
             .expect("a decodable body")
+    }
+
+    /// The body decoded into `T`.
+    pub(crate) fn payload<T: serde::de::DeserializeOwned>(&self) -> T {
+        Codec::for_content_type(self.properties.content_type.as_deref())
+            .decode(&self.body)
+            .expect("a body of the expected type")
     }
 
     /// The body of a log record, as a JSON object.
@@ -224,16 +235,24 @@ impl Probe {
                 .await
                 .expect("bind probe queue");
         }
+        self.consume(&queue).await
+    }
+
+    /// Consumes an existing queue.
+    pub(crate) async fn consume(&self, queue: &str) -> Listener {
         let (_, rx) = self
             .channel
             .basic_consume_rx(
-                BasicConsumeArguments::new(&queue, "")
+                BasicConsumeArguments::new(queue, "")
                     .manual_ack(false)
                     .finish(),
             )
             .await
             .expect("consume probe queue");
-        Listener { queue, rx }
+        Listener {
+            queue: queue.to_owned(),
+            rx,
+        }
     }
 
     /// Declares a queue and binds it to `exchange` with `key`; returns its name.
@@ -265,6 +284,21 @@ impl Probe {
             .expect("passive declare")
             .expect("declare-ok");
         messages
+    }
+
+    /// Declares the bus's four exchanges, so that queues can be bound to
+    /// them before any service has run.
+    pub(crate) async fn declare_bus_exchanges(&self) {
+        for exchange in Exchange::ALL {
+            self.channel
+                .exchange_declare(
+                    ExchangeDeclareArguments::new(exchange.name(), Exchange::KIND)
+                        .durable(Exchange::DURABLE)
+                        .finish(),
+                )
+                .await
+                .expect("declare a bus exchange");
+        }
     }
 
     /// Declares a non-durable exchange that goes away with its last binding.
@@ -500,6 +534,27 @@ pub(crate) async fn wait_for_queue_row(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Polls `condition` until it holds, or fails the test after [`WAIT`] × 2.
+pub(crate) async fn wait_until(condition: impl Fn() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    while !condition() {
+        if tokio::time::Instant::now() >= deadline {
+            panic!("{what}: not in time");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `queue` holds no message, ready or unacked.
+pub(crate) async fn wait_until_empty(queue: &str) {
+    wait_for_queue_row(
+        queue,
+        &["messages_ready", "messages_unacknowledged"],
+        |row| row["messages_ready"] == 0 && row["messages_unacknowledged"] == 0,
+    )
+    .await;
 }
 
 /// For each `(exchange, routing key)`, the queues bound with it, from one
