@@ -3,7 +3,9 @@
 //! - `cargo xtask broker up|down|status` finds, starts, stops or describes
 //!   the RabbitMQ broker the tests use (see [`broker`]).
 //! - `cargo xtask test` gets that broker, then runs every test of the
-//!   workspace (see [`test`]).
+//!   workspace, the interoperability suite last (see [`test`]).
+//! - `cargo xtask interop` runs the interoperability suite with eventail
+//!   2.3.6 alone (see [`interop`]).
 //! - `cargo xtask bench` measures our `pong` against a raw amqprs echo and
 //!   eventail, and writes `docs/performance.md` (see [`bench`]).
 //!
@@ -11,9 +13,11 @@
 
 mod bench;
 mod broker;
+mod interop;
 mod launch;
 mod paths;
 mod probe;
+mod pyenv;
 mod state;
 mod test;
 
@@ -51,11 +55,25 @@ enum Command {
         #[command(subcommand)]
         action: BrokerAction,
     },
-    /// Get a broker (as `broker up`), then run all unit, integration and doc tests.
+    /// Get a broker (as `broker up`), then run all unit, integration and doc
+    /// tests, then the interoperability suite (skipped without python3).
     Test(WaitArgs),
+    /// Get a broker, set up the Python venv with eventail 2.3.6
+    /// (target/pyref), build `bus` and the examples, and run the
+    /// interoperability suite: one PASS/FAIL line per scenario.
+    Interop(InteropArgs),
     /// Benchmark our pong against a raw amqprs echo and eventail's pong
     /// (release builds), and write the results to docs/performance.md.
     Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct InteropArgs {
+    #[command(flatten)]
+    wait: WaitArgs,
+    /// Run only the scenarios whose name contains one of these words.
+    #[arg(value_name = "FILTER")]
+    filters: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -107,6 +125,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             BrokerAction::Status => broker::status(&target),
         },
         Command::Test(args) => test::run(&target, Duration::from_secs(args.timeout)),
+        Command::Interop(args) => interop::run(
+            &target,
+            Duration::from_secs(args.wait.timeout),
+            &args.filters,
+        ),
         Command::Bench(args) => bench::run(&target, &args),
     }
 }

@@ -3,7 +3,9 @@
 //! It gets a broker as `broker up` does, then runs each step below with
 //! `$AMQP_URL` set to the broker URL. Every step runs even when an earlier
 //! one failed, so one run shows all failures; the command fails if any
-//! step did.
+//! step did. The last step is the interoperability suite
+//! ([`crate::interop`]); where `python3` is missing it is reported as
+//! skipped, on a line that says why, and the other steps decide.
 //!
 //! Tests that disturb the whole broker (stopping its app, lowering its
 //! memory watermark) need no orchestration here: they all live in one test
@@ -17,32 +19,57 @@
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use crate::broker::{self, Target};
+use crate::broker::{self, Ready, Target};
 use crate::state::Launcher;
+use crate::{interop, pyenv};
+
+/// What a step runs.
+enum Action {
+    /// `cargo` (the cargo running xtask) with these arguments.
+    Cargo(&'static [&'static str]),
+    /// The interoperability suite, as `cargo xtask interop`. Skipped, on a
+    /// line that says why, when `python3` is missing; failed when the venv
+    /// or the install fails.
+    Interop,
+}
 
 /// One step of the suite.
 struct Step {
     /// What it checks, for progress and the summary.
     name: &'static str,
-    /// The program; `cargo` means the cargo running xtask.
-    program: &'static str,
-    args: &'static [&'static str],
+    action: Action,
 }
 
-/// The steps, in order. New suites (the Python interop suite, a benchmark
-/// smoke run) are appended here once they exist.
+/// The steps, in order. New suites (a benchmark smoke run) are appended
+/// here once they exist.
 const STEPS: &[Step] = &[
     Step {
         name: "unit and integration tests",
-        program: "cargo",
-        args: &["test", "--workspace", "--all-targets"],
+        // The interop suite needs its venv and binaries: its own step.
+        action: Action::Cargo(&[
+            "test",
+            "--workspace",
+            "--all-targets",
+            "--exclude",
+            "bus-interop-tests",
+        ]),
     },
     Step {
         name: "doc tests",
-        program: "cargo",
-        args: &["test", "--workspace", "--doc"],
+        action: Action::Cargo(&["test", "--workspace", "--doc"]),
+    },
+    Step {
+        name: "interoperability suite with eventail 2.3.6",
+        action: Action::Interop,
     },
 ];
+
+/// How a step ended.
+enum Verdict {
+    Passed,
+    Failed(String),
+    Skipped(String),
+}
 
 /// The container name in `docker/compose.yml`: broker tools must run
 /// inside it when xtask started the broker with Docker.
@@ -51,40 +78,76 @@ const DOCKER_RABBITMQCTL: &str = "docker exec bus-rabbitmq rabbitmqctl";
 pub(crate) fn run(target: &Target, timeout: Duration) -> Result<ExitCode, String> {
     let ready = broker::ensure(target, timeout)?;
     let mut failed = Vec::new();
+    let mut skipped = Vec::new();
     for step in STEPS {
-        let shown = format!("{} {}", step.program, step.args.join(" "));
-        eprintln!("==> {}: {shown}", step.name);
         let started = Instant::now();
-        let mut cmd = command(step.program);
-        cmd.args(step.args).env("AMQP_URL", &target.raw);
-        if ready.started_by_xtask == Some(Launcher::Docker)
-            && std::env::var_os("RABBITMQCTL").is_none()
-        {
-            cmd.env("RABBITMQCTL", DOCKER_RABBITMQCTL);
-        }
-        let status = cmd
-            .status()
-            .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+        let verdict = match step.action {
+            Action::Cargo(args) => {
+                eprintln!("==> {}: cargo {}", step.name, args.join(" "));
+                let mut cmd = cargo();
+                cmd.args(args);
+                point_at_broker(&mut cmd, target, &ready);
+                let status = cmd
+                    .status()
+                    .map_err(|e| format!("cannot run `cargo {}`: {e}", args.join(" ")))?;
+                if status.success() {
+                    Verdict::Passed
+                } else {
+                    Verdict::Failed(status.to_string())
+                }
+            }
+            Action::Interop => match pyenv::missing_python() {
+                Some(why) => Verdict::Skipped(why),
+                None => {
+                    eprintln!("==> {}: cargo xtask interop", step.name);
+                    match interop::suite(target, &ready, &[]) {
+                        Ok(true) => Verdict::Passed,
+                        Ok(false) => Verdict::Failed("some scenarios failed".into()),
+                        Err(e) => Verdict::Failed(e),
+                    }
+                }
+            },
+        };
         let secs = started.elapsed().as_secs();
-        if status.success() {
-            eprintln!("==> {}: passed in {secs}s", step.name);
-        } else {
-            eprintln!("==> {}: FAILED in {secs}s ({status})", step.name);
-            failed.push(step.name);
+        match verdict {
+            Verdict::Passed => eprintln!("==> {}: passed in {secs}s", step.name),
+            Verdict::Failed(why) => {
+                eprintln!("==> {}: FAILED in {secs}s ({why})", step.name);
+                failed.push(step.name);
+            }
+            Verdict::Skipped(why) => {
+                eprintln!("==> {}: SKIPPED: {why}", step.name);
+                skipped.push(step.name);
+            }
         }
     }
-    if failed.is_empty() {
+    if !failed.is_empty() {
+        return Err(format!("failed: {}", failed.join(", ")));
+    }
+    if skipped.is_empty() {
         eprintln!("==> all {} steps passed", STEPS.len());
-        Ok(ExitCode::SUCCESS)
     } else {
-        Err(format!("failed: {}", failed.join(", ")))
+        eprintln!(
+            "==> {} steps passed, {} SKIPPED: {}",
+            STEPS.len() - skipped.len(),
+            skipped.len(),
+            skipped.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Points a child process at the broker: `$AMQP_URL`, and `$RABBITMQCTL`
+/// when xtask started the broker in Docker.
+pub(crate) fn point_at_broker(cmd: &mut Command, target: &Target, ready: &Ready) {
+    cmd.env("AMQP_URL", &target.raw);
+    if ready.started_by_xtask == Some(Launcher::Docker) && std::env::var_os("RABBITMQCTL").is_none()
+    {
+        cmd.env("RABBITMQCTL", DOCKER_RABBITMQCTL);
     }
 }
 
-fn command(program: &str) -> Command {
-    match program {
-        // `cargo xtask` runs under cargo, which says where it is.
-        "cargo" => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
-        other => Command::new(other),
-    }
+/// A command running the cargo that runs xtask (cargo says where it is).
+pub(crate) fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }

@@ -224,6 +224,10 @@ impl ServiceBuilder {
             .map(|u| u.parse::<BrokerUrl>())
             .collect::<Result<_, _>>()
             .map_err(|e| RunError::Config(e.to_string()))?;
+        for (key, value) in &config.queue_arguments {
+            crate::properties::field_value(key, value)
+                .map_err(|e| RunError::Config(format!("queue argument: {e}")))?;
+        }
         for key in config
             .event_keys
             .iter()

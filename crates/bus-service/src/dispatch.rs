@@ -11,9 +11,9 @@ use bus_core::{
 };
 use serde::de::IgnoredAny;
 
-use crate::amqp::from_amqp;
 use crate::context::{Context, DeliveryScope, Shared};
 use crate::ledger::Finished;
+use crate::properties::from_amqp;
 use crate::{HandlerError, Message, Outcome, Service};
 
 /// A delivery the protocol refuses: it goes to the dead-letter exchange.

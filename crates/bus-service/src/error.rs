@@ -11,6 +11,9 @@ pub enum PublishError {
     /// The payload could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// A property or header cannot be carried by AMQP.
+    #[error("invalid message properties: {0}")]
+    Properties(#[from] crate::properties::PropsError),
     /// The routing key (or reply_to) is not valid.
     #[error("invalid routing key: {0}")]
     RoutingKey(#[from] RoutingKeyError),

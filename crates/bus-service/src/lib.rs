@@ -35,6 +35,7 @@ mod logs;
 mod message;
 mod observe;
 mod outbox;
+mod properties;
 mod publisher;
 mod reconnect;
 mod router;
@@ -75,10 +76,10 @@ pub use bus_core;
 /// exchanges, converting message properties, and forwarding broker
 /// callbacks into a channel.
 pub mod raw {
-    pub use crate::amqp::{
-        BrokerEvent, ChannelEvents, ConnectionEvents, from_amqp as properties_from_amqp,
-        to_amqp as properties_to_amqp,
-    };
+    pub use crate::amqp::{BrokerEvent, ChannelEvents, ConnectionEvents};
     pub use crate::connect::open as open_connection;
+    pub use crate::properties::{
+        PropsError, from_amqp as properties_from_amqp, to_amqp as properties_to_amqp,
+    };
     pub use crate::topology::declare_exchange;
 }

@@ -16,14 +16,15 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use amqprs::BasicProperties;
 use amqprs::channel::{BasicPublishArguments, Channel};
 use bus_core::OutgoingMessage;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::amqp::to_amqp;
 use crate::error::PublishError;
 use crate::observe::{Observer, TraceEvent};
+use crate::properties::to_amqp;
 
 /// The outbox's own number for a message, stable across republishes.
 pub(crate) type PublishId = u64;
@@ -31,6 +32,16 @@ pub(crate) type PublishId = u64;
 /// How many publish requests may wait for the sender task before
 /// publishers are slowed down.
 const QUEUE_CAPACITY: usize = 4096;
+
+/// A message converted for amqprs once, when published, so that a bad
+/// header is the publisher's error and a republish costs no conversion.
+struct Prepared {
+    exchange: &'static str,
+    routing_key: String,
+    mandatory: bool,
+    properties: BasicProperties,
+    body: Vec<u8>,
+}
 
 /// Who a message was published for; decides what happens across sessions.
 pub(crate) enum Owner {
@@ -56,7 +67,7 @@ enum State {
 }
 
 struct Pending {
-    message: Arc<OutgoingMessage>,
+    message: Arc<Prepared>,
     owner: Owner,
     state: State,
 }
@@ -118,6 +129,13 @@ impl Outbox {
         message: OutgoingMessage,
         owner: Owner,
     ) -> Result<PublishId, PublishError> {
+        let prepared = Arc::new(Prepared {
+            exchange: message.exchange.name(),
+            properties: to_amqp(&message.properties)?,
+            routing_key: message.routing_key,
+            mandatory: message.mandatory,
+            body: message.body,
+        });
         let id = {
             let mut book = self.book();
             if book.closed {
@@ -133,7 +151,7 @@ impl Outbox {
             book.pending.insert(
                 id,
                 Pending {
-                    message: Arc::new(message),
+                    message: prepared,
                     owner,
                     state: State::Queued,
                 },
@@ -245,11 +263,11 @@ impl Outbox {
             };
             let seq = next_seq;
             next_seq += 1;
-            let args = BasicPublishArguments::new(message.exchange.name(), &message.routing_key)
+            let args = BasicPublishArguments::new(message.exchange, &message.routing_key)
                 .mandatory(message.mandatory)
                 .finish();
             let publish =
-                channel.basic_publish(to_amqp(&message.properties), message.body.clone(), args);
+                channel.basic_publish(message.properties.clone(), message.body.clone(), args);
             tokio::select! {
                 biased;
                 () = stop.cancelled() => return,
@@ -266,7 +284,7 @@ impl Outbox {
     }
 
     /// Records that `id` goes out as `seq`, or says to skip it.
-    fn take_for_sending(&self, id: PublishId, seq: u64) -> Option<Arc<OutgoingMessage>> {
+    fn take_for_sending(&self, id: PublishId, seq: u64) -> Option<Arc<Prepared>> {
         let mut book = self.book();
         let generation = book.generation;
         let pending = book.pending.get_mut(&id)?;

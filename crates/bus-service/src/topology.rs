@@ -7,8 +7,8 @@ use amqprs::channel::{
 };
 use bus_core::{Exchange, commands_queue, events_queue};
 
-use crate::amqp::to_field_value;
 use crate::config::Config;
+use crate::properties::field_value;
 use crate::service::Subscriptions;
 
 /// The queues a session consumes, by their actual names.
@@ -97,9 +97,10 @@ async fn declare_queue(
     let args = match shared_name {
         Some(name) if !config.exclusive_queues => {
             let mut arguments = FieldTable::new();
+            // Checked when the service was built: conversion cannot fail here.
             for (key, value) in &config.queue_arguments {
-                if let Ok(key) = key.as_str().try_into() {
-                    arguments.insert(key, to_field_value(value));
+                if let (Ok(name), Ok(value)) = (key.as_str().try_into(), field_value(key, value)) {
+                    arguments.insert(name, value);
                 }
             }
             QueueDeclareArguments::durable_client_named(name)

@@ -1,6 +1,7 @@
 //! Behaviour 12: the examples `pong` and `ping` run as separate programs
-//! against the broker, together, with this crate's client and with
-//! eventail's `send_command.py`.
+//! against the broker, together and with this crate's client. (eventail's
+//! `send_command.py` against `pong`, and `ping` against an eventail `pong`,
+//! are scenarios of the interoperability suite, `tests/interop`.)
 //!
 //! `pong` has the fixed logical name `pong`, so every run of it shares the
 //! queue `pong.commands`: this is the only test that runs it, and it
@@ -12,9 +13,6 @@
 //! when `cargo test` has just built them (as `--all-targets` does), that is
 //! a no-op, and otherwise it guarantees the test never runs a stale
 //! binary.
-//!
-//! eventail's reference venv must be at `<workspace>/target/pyref`; the
-//! test fails, with the command that creates it, when it is missing.
 
 mod probe;
 
@@ -69,19 +67,6 @@ fn examples_dir() -> &'static Path {
         assert!(status.success(), "building the examples failed: {status}");
         profile_dir.join("examples")
     })
-}
-
-/// eventail's reference venv, which the test needs: never skipped.
-fn pyref() -> PathBuf {
-    let venv = workspace_root().join("target").join("pyref");
-    let python = venv.join("bin").join("python");
-    assert!(
-        python.exists() && venv.join("bin").join("send_command.py").exists(),
-        "eventail's reference venv is missing at {}; create it from the workspace root with: \
-         python3 -m venv target/pyref && target/pyref/bin/pip install eventail==2.3.6",
-        venv.display()
-    );
-    venv
 }
 
 /// A program this test started, with everything it printed so far. Killed
@@ -214,13 +199,11 @@ async fn pong_log(logs: &mut Listener, text: &str) -> GelfRecord {
     GelfRecord::from_bytes(&message.body).expect("a GELF record")
 }
 
-/// pong answers the client and logs it; eventail's `send_command.py` gets
-/// its answer; ping gets answers from it and acks them in batches, with a
+/// pong answers the client and logs it; ping gets answers from it and acks them in batches, with a
 /// single ping loop across a reconnection; both stop on SIGTERM.
 #[tokio::test]
-async fn pong_and_ping_on_the_bus_with_eventail_and_stopped_by_sigterm() {
+async fn pong_and_ping_on_the_bus_and_stopped_by_sigterm() {
     let url = amqp_url();
-    let venv = pyref();
     // Another pong on the broker would answer some of the commands, and
     // lose its queue when this test deletes it.
     let consumers = queue_row("pong.commands", &["consumers"]).map(|row| row["consumers"].clone());
@@ -258,28 +241,6 @@ async fn pong_and_ping_on_the_bus_with_eventail_and_stopped_by_sigterm() {
     assert_eq!(record.conversation_id, conversation);
     assert_eq!(record.logical_service, "pong");
     client.close().await.expect("close client");
-
-    // eventail's own client gets the same answer.
-    let text = unique("from python");
-    let payload = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{text}.json"));
-    std::fs::write(&payload, format!(r#"{{"message": "{text}"}}"#)).expect("payload file");
-    let mut send = Program::spawn(
-        "send_command.py",
-        Command::new(venv.join("bin").join("python"))
-            .arg(venv.join("bin").join("send_command.py"))
-            .arg(&url)
-            .arg("pong.EchoMessage")
-            .arg(&payload),
-    );
-    let status = send.wait(WAIT).await;
-    let printed = send.output();
-    let _ = std::fs::remove_file(&payload);
-    assert!(status.success(), "send_command.py: {status}\n{printed}");
-    assert!(printed.contains("Success!"), "{printed}");
-    assert!(
-        printed.contains(&format!("{{'echo': '{}'}}", text.to_uppercase())),
-        "{printed}"
-    );
 
     // ping sends a command every second, one loop even across a reconnection.
     let mut commands = probe

@@ -13,7 +13,7 @@ use amqprs::channel::{ExchangeDeclareArguments, QueueDeclareArguments};
 use amqprs::{FieldTable, FieldValue};
 use bus_core::{Exchange, Value, commands_queue, events_queue};
 use bus_service::{Context, HandlerResult, Message, Outcome, Service, ServiceState};
-use bus_test_support::{QueueCleanup, amqp_url, rabbitmqctl, unique};
+use bus_test_support::{QueueCleanup, Vhost, amqp_url, rabbitmqctl, unique};
 use probe::{
     NOT_FOUND, PRECONDITION_FAILED, Probe, RESOURCE_LOCKED, WAIT, bound_queues, builder, queue_row,
     queue_rows, recorder, start, start_in_state, stop, wait_for_queue_row,
@@ -24,97 +24,49 @@ fn payload() -> Value {
     Value::map([("n", Value::from(1))])
 }
 
-/// A virtual host of its own, deleted when dropped: the only way to see the
-/// service declare the four exchanges, which every other test shares.
-struct Vhost {
-    name: String,
-}
-
-impl Vhost {
-    fn create() -> Vhost {
-        let name = unique("bus-topology");
-        rabbitmqctl::run(&["add_vhost", &name]).expect("add_vhost");
-        let vhost = Vhost { name };
-        let user = amqp_url().parse::<bus_core::BrokerUrl>().expect("URL").user;
-        rabbitmqctl::run(&[
-            "set_permissions",
-            "-p",
-            &vhost.name,
-            &user,
-            ".*",
-            ".*",
-            ".*",
-        ])
-        .expect("set_permissions");
-        vhost
-    }
-
-    /// The test broker URL with this virtual host.
-    fn url(&self) -> String {
-        let url = amqp_url();
-        let (base, query) = url.split_once('?').unwrap_or((&url, ""));
-        let authority_start = base.find("://").expect("scheme") + 3;
-        let authority_end = base[authority_start..]
-            .find('/')
-            .map_or(base.len(), |i| authority_start + i);
-        let query = if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{query}")
-        };
-        format!("{}/{}{query}", &base[..authority_end], self.name)
-    }
-
-    /// `(name, type, durable, auto_delete)` of the non-default exchanges.
-    fn exchanges(&self) -> Vec<(String, String, bool, bool)> {
-        let out = rabbitmqctl::run(&[
-            "-q",
-            "list_exchanges",
-            "-p",
-            &self.name,
-            "name",
-            "type",
-            "durable",
-            "auto_delete",
-            "--formatter",
-            "json",
-        ])
-        .expect("list_exchanges");
-        let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON");
-        let mut exchanges: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r["name"].as_str().unwrap_or_default().to_owned(),
-                    r["type"].as_str().unwrap_or_default().to_owned(),
-                    r["durable"].as_bool().unwrap_or_default(),
-                    r["auto_delete"].as_bool().unwrap_or_default(),
-                )
-            })
-            .filter(|(name, ..)| !name.is_empty() && !name.starts_with("amq."))
-            .collect();
-        exchanges.sort();
-        exchanges
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        if let Err(e) = rabbitmqctl::run(&["delete_vhost", &self.name]) {
-            eprintln!("warning: {e}");
-        }
-    }
+/// `(name, type, durable, auto_delete)` of the non-default exchanges of
+/// `vhost`: the only way to see the service declare the four exchanges,
+/// which every other test shares, is a fresh vhost.
+fn exchanges(vhost: &Vhost) -> Vec<(String, String, bool, bool)> {
+    let out = rabbitmqctl::run(&[
+        "-q",
+        "list_exchanges",
+        "-p",
+        vhost.name(),
+        "name",
+        "type",
+        "durable",
+        "auto_delete",
+        "--formatter",
+        "json",
+    ])
+    .expect("list_exchanges");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON");
+    let mut exchanges: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_owned(),
+                r["type"].as_str().unwrap_or_default().to_owned(),
+                r["durable"].as_bool().unwrap_or_default(),
+                r["auto_delete"].as_bool().unwrap_or_default(),
+            )
+        })
+        .filter(|(name, ..)| !name.is_empty() && !name.starts_with("amq."))
+        .collect();
+    exchanges.sort();
+    exchanges
 }
 
 #[tokio::test]
 async fn the_four_exchanges_are_declared_durable_topic() {
-    let vhost = Vhost::create();
-    assert_eq!(vhost.exchanges(), vec![], "a fresh vhost has none");
+    let vhost = Vhost::create("bus-topology").expect("vhost");
+    assert_eq!(exchanges(&vhost), vec![], "a fresh vhost has none");
 
     let svc = unique("topo-exchanges");
     let handle = start(
         bus_service::ServiceBuilder::new(&svc)
-            .url(&vhost.url())
+            .url(vhost.url())
             .event_keys([format!("{svc}.happened")]),
         recorder().0,
     )
@@ -125,10 +77,10 @@ async fn the_four_exchanges_are_declared_durable_topic() {
         .map(|e| (e.name().to_owned(), "topic".to_owned(), true, false))
         .collect();
     expected.sort();
-    assert_eq!(vhost.exchanges(), expected);
+    assert_eq!(exchanges(&vhost), expected);
 
     // What another eventail participant does: declare them the same way.
-    let probe = Probe::open_at(&vhost.url()).await;
+    let probe = Probe::open_at(vhost.url()).await;
     for exchange in Exchange::ALL {
         let same = ExchangeDeclareArguments::new(exchange.name(), "topic")
             .durable(true)

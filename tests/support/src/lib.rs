@@ -5,7 +5,8 @@
 //! suite. This crate finds that broker ([`amqp_url`]), hands out names that
 //! parallel tests cannot share ([`unique`]), drives the broker from the side
 //! with `rabbitmqctl` ([`rabbitmqctl`], [`Policy`]), cleans up queues even
-//! when a test panics ([`QueueCleanup`]), and serialises the tests that
+//! when a test panics ([`QueueCleanup`]), gives tests a virtual host of
+//! their own ([`Vhost`]), and serialises the tests that
 //! disturb the whole broker ([`serial`]).
 //!
 //! A test that needs a broker and finds none fails loudly: it is never

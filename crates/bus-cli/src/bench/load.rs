@@ -190,10 +190,13 @@ impl Load<'_> {
             key: self.plan.command.clone(),
             source,
         })?;
+        // Every property is ours and short: a failure here is a bug.
+        let properties = properties_to_amqp(&msg.properties)
+            .map_err(|e| CliError::Internal(format!("command properties: {e}")))?;
         self.tracker.sent(start);
         self.channel
             .basic_publish(
-                properties_to_amqp(&msg.properties),
+                properties,
                 msg.body,
                 BasicPublishArguments::new(msg.exchange.name(), &msg.routing_key)
                     .mandatory(msg.mandatory)

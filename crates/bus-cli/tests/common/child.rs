@@ -1,4 +1,4 @@
-//! A long-running process (`bus logger`, `bus monitor`, a Python service)
+//! A long-running process (`bus logger`, `bus monitor`)
 //! watched line by line, with deadlines, and killed if the test ends first.
 
 use std::io::{BufRead, BufReader, Read};
