@@ -13,10 +13,26 @@
 //! Two ways to write handlers, on one runtime: the [`Service`] trait
 //! (eventail's dynamic form) and the typed [`Router`], built on it.
 //!
-//! The path of a message, one file each: [`dispatch`](crate) (delivery →
-//! handler), `context` (publish), `outbox` (confirms), `ledger` (ack after
-//! confirm), `session` (the loop that ties them), `supervisor` (reconnect).
-//! The long-form docs are in `docs/`.
+//! ```no_run
+//! use bus_service::{Context, HandlerError, Router, ServiceBuilder};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct EchoMessage { message: String }
+//!
+//! # async fn run() -> Result<(), bus_service::RunError> {
+//! let router = Router::new().command("EchoMessage", |ctx: Context, cmd: EchoMessage| async move {
+//!     ctx.reply_success(&serde_json::json!({ "echo": cmd.message.to_uppercase() })).await?;
+//!     Ok::<(), HandlerError>(())
+//! });
+//! ServiceBuilder::new("pong").run(router).await
+//! # }
+//! ```
+//!
+//! The path of a message, one source file each: `dispatch.rs` (delivery →
+//! handler), `context.rs` (publish), `outbox.rs` (confirms), `ledger.rs`
+//! (ack after confirm), `session.rs` (the loop that ties them),
+//! `supervisor.rs` (reconnect). The long-form docs are in the repository's
+//! `docs/`: `runtime.md`, `protocol.md`, `guarantees.md`.
 
 mod amqp;
 mod batch;
