@@ -95,6 +95,42 @@ pub(crate) struct Confirmation {
     pub(crate) nacked: Vec<PublishId>,
 }
 
+/// A converted message with its room in the queue, not yet recorded.
+pub(crate) struct Slot<'a> {
+    outbox: &'a Outbox,
+    permit: mpsc::Permit<'a, PublishId>,
+    prepared: Arc<Prepared>,
+}
+
+impl Slot<'_> {
+    /// Records the message for `owner` and queues it: no await, so it
+    /// cannot be interrupted half done.
+    pub(crate) fn send(self, owner: Owner) -> Result<PublishId, PublishError> {
+        let mut book = self.outbox.book();
+        if book.closed {
+            return Err(PublishError::Stopped);
+        }
+        if let Owner::Delivery { generation } = owner {
+            if !book.attached || generation != book.generation {
+                return Err(PublishError::DeliveryLost);
+            }
+        }
+        book.next_id += 1;
+        let id = book.next_id;
+        book.pending.insert(
+            id,
+            Pending {
+                message: self.prepared,
+                owner,
+                state: State::Queued,
+            },
+        );
+        drop(book);
+        self.permit.send(id);
+        Ok(id)
+    }
+}
+
 /// The store of unconfirmed messages, shared by every publisher of a service.
 pub(crate) struct Outbox {
     book: Mutex<Book>,
@@ -129,6 +165,14 @@ impl Outbox {
         message: OutgoingMessage,
         owner: Owner,
     ) -> Result<PublishId, PublishError> {
+        self.reserve(message).await?.send(owner)
+    }
+
+    /// Converts a message and waits for room in the queue. Nothing is
+    /// recorded until [`Slot::send`], so a caller that stops waiting (a
+    /// timeout, a `select!`) leaves nothing behind: a message in the book
+    /// but not in the queue would never be sent nor confirmed.
+    pub(crate) async fn reserve(&self, message: OutgoingMessage) -> Result<Slot<'_>, PublishError> {
         let prepared = Arc::new(Prepared {
             exchange: message.exchange.name(),
             properties: to_amqp(&message.properties)?,
@@ -136,33 +180,16 @@ impl Outbox {
             mandatory: message.mandatory,
             body: message.body,
         });
-        let id = {
-            let mut book = self.book();
-            if book.closed {
-                return Err(PublishError::Stopped);
-            }
-            if let Owner::Delivery { generation } = owner {
-                if !book.attached || generation != book.generation {
-                    return Err(PublishError::DeliveryLost);
-                }
-            }
-            book.next_id += 1;
-            let id = book.next_id;
-            book.pending.insert(
-                id,
-                Pending {
-                    message: prepared,
-                    owner,
-                    state: State::Queued,
-                },
-            );
-            id
-        };
-        if self.queue_tx.send(id).await.is_err() {
-            self.book().pending.remove(&id);
-            return Err(PublishError::Stopped);
-        }
-        Ok(id)
+        let permit = self
+            .queue_tx
+            .reserve()
+            .await
+            .map_err(|_| PublishError::Stopped)?;
+        Ok(Slot {
+            outbox: self,
+            permit,
+            prepared,
+        })
     }
 
     /// Whether `id` still waits for its confirm.
@@ -372,5 +399,41 @@ impl Outbox {
             }
         }
         book.in_flight.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bus_core::Codec;
+
+    fn event() -> OutgoingMessage {
+        OutgoingMessage::event("test.Happened", Codec::Json, b"{}".to_vec(), "conv").unwrap()
+    }
+
+    fn free() -> Owner {
+        Owner::Free { waiter: None }
+    }
+
+    /// A full queue (a stalled broker) makes `publish` wait; a caller that
+    /// gives up (a timeout, a `select!`) drops the future.
+    async fn full_outbox() -> Arc<Outbox> {
+        let outbox = Outbox::new(Duration::from_secs(15), Observer::default());
+        for _ in 0..QUEUE_CAPACITY {
+            outbox.publish(event(), free()).await.unwrap();
+        }
+        outbox
+    }
+
+    #[tokio::test]
+    async fn a_publish_dropped_while_waiting_for_room_leaves_nothing_behind() {
+        let outbox = full_outbox().await;
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(20), outbox.publish(event(), free())).await;
+        assert!(gave_up.is_err(), "the queue is full");
+        // A message left in the book but not in the queue would never be
+        // sent nor confirmed, and would hold every graceful stop until its
+        // timeout.
+        assert_eq!(outbox.pending_count(), QUEUE_CAPACITY);
     }
 }
