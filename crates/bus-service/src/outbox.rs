@@ -399,6 +399,13 @@ impl Outbox {
             }
         }
         book.in_flight.clear();
+        drop(book);
+        // No sender task will make room in the queue again: publishes
+        // waiting for room must fail now rather than wait forever. Called
+        // once the last session's sender has ended, so the lock is free.
+        if let Ok(mut queue) = self.queue_rx.try_lock() {
+            queue.close();
+        }
     }
 }
 
@@ -435,5 +442,23 @@ mod tests {
         // sent nor confirmed, and would hold every graceful stop until its
         // timeout.
         assert_eq!(outbox.pending_count(), QUEUE_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn close_fails_a_publish_waiting_for_room() {
+        let outbox = full_outbox().await;
+        let waiting = tokio::spawn({
+            let outbox = Arc::clone(&outbox);
+            async move { outbox.publish(event(), free()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "the queue is full");
+        // The service stopped: no sender task will ever make room.
+        outbox.close();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("a publish waiting for room hangs after close")
+            .unwrap();
+        assert!(matches!(outcome, Err(PublishError::Stopped)), "{outcome:?}");
     }
 }
