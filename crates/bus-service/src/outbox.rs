@@ -219,36 +219,41 @@ impl Outbox {
         generation: u64,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        let resend: VecDeque<PublishId> = {
-            let mut book = self.book();
-            book.generation = generation;
-            book.attached = true;
-            book.in_flight.clear();
-            for p in book.pending.values_mut() {
-                if matches!(p.state, State::InFlight) {
-                    p.state = State::Resend;
-                }
-            }
-            let stale: Vec<PublishId> = book
-                .pending
-                .iter()
-                .filter(|(_, p)| matches!(p.owner, Owner::Delivery { generation: g } if g != generation))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in stale {
-                book.pending.remove(&id);
-            }
-            let mut resend: Vec<PublishId> = book
-                .pending
-                .iter()
-                .filter(|(_, p)| matches!(p.state, State::Resend))
-                .map(|(id, _)| *id)
-                .collect();
-            resend.sort_unstable();
-            resend.into()
-        };
+        let resend = self.begin(generation);
         let outbox = Arc::clone(self);
         tokio::spawn(async move { outbox.run_sender(channel, resend, stop).await })
+    }
+
+    /// The book's side of [`attach`](Self::attach): what to send first.
+    fn begin(&self, generation: u64) -> VecDeque<PublishId> {
+        let mut book = self.book();
+        book.generation = generation;
+        book.attached = true;
+        book.in_flight.clear();
+        for p in book.pending.values_mut() {
+            if matches!(p.state, State::InFlight) {
+                p.state = State::Resend;
+            }
+        }
+        let stale: Vec<PublishId> = book
+            .pending
+            .iter()
+            .filter(
+                |(_, p)| matches!(p.owner, Owner::Delivery { generation: g } if g != generation),
+            )
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            book.pending.remove(&id);
+        }
+        let mut resend: Vec<PublishId> = book
+            .pending
+            .iter()
+            .filter(|(_, p)| matches!(p.state, State::Resend))
+            .map(|(id, _)| *id)
+            .collect();
+        resend.sort_unstable();
+        resend.into()
     }
 
     /// Marks the end of a session: nothing is in flight any more.
@@ -442,6 +447,45 @@ mod tests {
         // sent nor confirmed, and would hold every graceful stop until its
         // timeout.
         assert_eq!(outbox.pending_count(), QUEUE_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn a_publish_racing_its_handlers_return_is_awaited_or_kept() {
+        use crate::context::{Context, DeliveryScope, shared_for_tests};
+        let outbox = full_outbox().await;
+        outbox.begin(1);
+        let scope = Arc::new(DeliveryScope {
+            session: 1,
+            kind: bus_core::MessageKind::Event,
+            conversation_id: "conv".to_owned(),
+            correlation_id: None,
+            reply_to: None,
+            status: None,
+            meta: Arc::default(),
+            outputs: Mutex::new(Some(Vec::new())),
+        });
+        let ctx = Context {
+            shared: shared_for_tests(Arc::clone(&outbox)),
+            delivery: Some(Arc::clone(&scope)),
+        };
+        // A task the handler spawned publishes; the queue is full.
+        let publishing = tokio::spawn(async move { ctx.publish(event()).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!publishing.is_finished(), "the queue is full");
+        // Meanwhile the handler returns: its ack waits for these outputs.
+        let awaited = scope.take_outputs();
+        // Room comes back and the publish completes.
+        outbox.queue_rx.lock().await.recv().await.unwrap();
+        publishing.await.unwrap().unwrap();
+        // The connection is lost before the confirm; a new session starts.
+        outbox.detach();
+        outbox.begin(2);
+        let kept = outbox.pending_count() == QUEUE_CAPACITY + 1;
+        assert!(
+            !awaited.is_empty() || kept,
+            "the delivery's ack did not wait for the message, and the \
+             reconnection dropped it: lost"
+        );
     }
 
     #[tokio::test]
