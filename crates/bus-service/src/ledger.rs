@@ -507,19 +507,6 @@ mod tests {
         assert_eq!(l.take_settlements(), []);
     }
 
-    fn deferred() -> Finished {
-        Finished::Deferred {
-            unconfirmed: Vec::new(),
-        }
-    }
-
-    fn single(tag: u64) -> Settlement {
-        Settlement::Ack {
-            tag,
-            multiple: false,
-        }
-    }
-
     #[test]
     fn a_multiple_manual_ack_or_nack_skips_earlier_deliveries_still_handled() {
         // concurrency(2): a batch flushed from the handler of 3 acks up to 3
@@ -529,25 +516,66 @@ mod tests {
         for tag in 1..=3 {
             l.received(tag);
         }
-        l.finished(1, deferred());
+        l.finished(
+            1,
+            Finished::Deferred {
+                unconfirmed: vec![],
+            },
+        );
         l.manual_ack(3, true);
-        l.finished(3, deferred());
-        assert_eq!(l.take_settlements(), [single(1), single(3)]);
-        l.finished(2, deferred());
+        l.finished(
+            3,
+            Finished::Deferred {
+                unconfirmed: vec![],
+            },
+        );
+        assert_eq!(
+            l.take_settlements(),
+            [
+                Settlement::Ack {
+                    tag: 1,
+                    multiple: false
+                },
+                Settlement::Ack {
+                    tag: 3,
+                    multiple: false
+                }
+            ]
+        );
+        l.finished(
+            2,
+            Finished::Deferred {
+                unconfirmed: vec![],
+            },
+        );
         assert_eq!(l.take_settlements(), [], "2 waits for its own batch");
         l.manual_ack(2, false);
-        assert_eq!(l.take_settlements(), [single(2)]);
+        assert_eq!(
+            l.take_settlements(),
+            [Settlement::Ack {
+                tag: 2,
+                multiple: false
+            }]
+        );
         // Same for a nack: 4, still handled, is not nacked with 5.
         l.received(4);
         l.received(5);
         l.manual_nack(5, true, true);
         l.finished(5, done(&[]));
         l.finished(4, done(&[]));
-        let nack = Settlement::Nack {
-            tag: 5,
-            requeue: true,
-        };
-        assert_eq!(l.take_settlements(), [nack, single(4)]);
+        assert_eq!(
+            l.take_settlements(),
+            [
+                Settlement::Nack {
+                    tag: 5,
+                    requeue: true
+                },
+                Settlement::Ack {
+                    tag: 4,
+                    multiple: false
+                }
+            ]
+        );
         assert_eq!(l.unsettled(), 0);
     }
 
