@@ -30,6 +30,9 @@ pub(crate) enum Control {
         multiple: bool,
         requeue: bool,
     },
+    /// These deliveries exactly, in one request so that the session can
+    /// coalesce them into one `multiple` ack where that is exactly right.
+    AckEach { session: u64, tags: Vec<u64> },
 }
 
 /// What every context of a service shares.
@@ -471,6 +474,22 @@ impl Context {
             tag: delivery.tag,
             multiple,
         });
+    }
+
+    /// Acks exactly these deferred deliveries (a batch's), and no other
+    /// delivery below them: with several handlers at once, an earlier one
+    /// may still be handled, and belong to the next batch.
+    pub(crate) fn ack_each(&self, deliveries: &[DeliveryRef]) {
+        let mut by_session: Vec<(u64, Vec<u64>)> = Vec::new();
+        for d in deliveries {
+            match by_session.iter_mut().find(|(s, _)| *s == d.session) {
+                Some((_, tags)) => tags.push(d.tag),
+                None => by_session.push((d.session, vec![d.tag])),
+            }
+        }
+        for (session, tags) in by_session {
+            let _ = self.shared.control.send(Control::AckEach { session, tags });
+        }
     }
 
     /// Nacks a deferred delivery from any context.
