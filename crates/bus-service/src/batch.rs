@@ -139,11 +139,11 @@ impl<T: Send + 'static> Batch<T> {
             return;
         }
         match (self.callback)(ctx.clone(), items).await {
-            Ok(()) => {
-                if let Some(last) = deliveries.iter().max_by_key(|d| d.tag()) {
-                    ctx.ack_delivery(*last, true);
-                }
-            }
+            // Its own deliveries only: with `concurrency` above 1, a `multiple`
+            // ack would also cover an earlier delivery still being handled,
+            // which may go to the next batch. The session still sends one
+            // `multiple` ack when the batch's deliveries are contiguous.
+            Ok(()) => ctx.ack_each(&deliveries),
             Err(error) => {
                 ctx.logger().simple(
                     LogLevel::Alert,

@@ -71,6 +71,19 @@ impl Calls {
     }
 }
 
+/// Removes a call's waiter however the call ends, including when its
+/// caller drops the future (its own timeout, a `select!`).
+struct PendingCall<'a> {
+    calls: &'a Calls,
+    correlation_id: &'a str,
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        self.calls.take(self.correlation_id);
+    }
+}
+
 /// The service behind a client: results come back on its exclusive queue.
 struct ReplyService {
     calls: Arc<Calls>,
@@ -251,13 +264,16 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(correlation_id.clone(), (command.to_owned(), tx));
+        let _pending = PendingCall {
+            calls: &self.calls.calls,
+            correlation_id: &correlation_id,
+        };
         let exchange = async {
             self.ctx.publish(message).await?;
             rx.await
                 .unwrap_or(Err(CallError::Publish(PublishError::Stopped)))
         };
         let outcome = tokio::time::timeout(options.timeout, exchange).await;
-        self.calls.calls.take(&correlation_id);
         match outcome {
             Ok(result) => result,
             Err(_) => Err(CallError::TimedOut {
@@ -274,5 +290,33 @@ impl Client {
             Some(handle) => handle.stop().await,
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::shared_for_tests;
+    use crate::observe::Observer;
+    use crate::outbox::Outbox;
+
+    #[tokio::test]
+    async fn a_call_dropped_by_its_caller_leaves_no_pending_call() {
+        let outbox = Outbox::new(Duration::from_secs(15), Observer::default());
+        let calls = Arc::new(Calls::default());
+        let client = Client {
+            ctx: Context::for_service(shared_for_tests(outbox)),
+            reply_to: "test.reply-1".to_owned(),
+            calls: Arc::new(CallsHandle {
+                calls: Arc::clone(&calls),
+                handle: tokio::sync::Mutex::new(None),
+            }),
+        };
+        // The caller's own timeout (or a select!) drops the call.
+        let call = client.call("other.Do", &(), Duration::from_secs(60));
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), call).await;
+        assert!(gave_up.is_err(), "no reply can come");
+        let left = calls.pending.lock().unwrap().len();
+        assert_eq!(left, 0, "the waiter of a dropped call stays forever");
     }
 }

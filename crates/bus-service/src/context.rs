@@ -30,6 +30,9 @@ pub(crate) enum Control {
         multiple: bool,
         requeue: bool,
     },
+    /// These deliveries exactly, in one request so that the session can
+    /// coalesce them into one `multiple` ack where that is exactly right.
+    AckEach { session: u64, tags: Vec<u64> },
 }
 
 /// What every context of a service shares.
@@ -189,30 +192,26 @@ impl Context {
                 .await?;
             return Ok(());
         };
-        // The lock is not held across the await: ids are recorded after
-        // queueing, which is still before the handler can return.
-        let handling = scope
-            .outputs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some();
-        let owner = if handling {
-            Owner::Delivery {
-                generation: scope.session,
+        // Room in the queue first; then, under the outputs lock, the owner
+        // is chosen and the id recorded in one step. A task the handler
+        // spawned may be publishing while the handler returns: the message
+        // is then either among the outputs the ack waits for, or kept until
+        // confirmed. Never a delivery's message that no ack waits for, which
+        // a reconnection would drop.
+        let slot = self.shared.outbox.reserve(message).await?;
+        let mut outputs = scope.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        match outputs.as_mut() {
+            Some(outputs) => {
+                let id = slot.send(Owner::Delivery {
+                    generation: scope.session,
+                })?;
+                outputs.push(id);
             }
-        } else {
             // Published after the handler returned (from a task it spawned):
             // no ack waits for it, so it is kept until confirmed instead.
-            Owner::Free { waiter: None }
-        };
-        let id = self.shared.outbox.publish(message, owner).await?;
-        if let Some(outputs) = scope
-            .outputs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            outputs.push(id);
+            None => {
+                slot.send(Owner::Free { waiter: None })?;
+            }
         }
         Ok(())
     }
@@ -477,6 +476,22 @@ impl Context {
         });
     }
 
+    /// Acks exactly these deferred deliveries (a batch's), and no other
+    /// delivery below them: with several handlers at once, an earlier one
+    /// may still be handled, and belong to the next batch.
+    pub(crate) fn ack_each(&self, deliveries: &[DeliveryRef]) {
+        let mut by_session: Vec<(u64, Vec<u64>)> = Vec::new();
+        for d in deliveries {
+            match by_session.iter_mut().find(|(s, _)| *s == d.session) {
+                Some((_, tags)) => tags.push(d.tag),
+                None => by_session.push((d.session, vec![d.tag])),
+            }
+        }
+        for (session, tags) in by_session {
+            let _ = self.shared.control.send(Control::AckEach { session, tags });
+        }
+    }
+
     /// Nacks a deferred delivery from any context.
     pub fn nack_delivery(&self, delivery: DeliveryRef, requeue: bool, multiple: bool) {
         let _ = self.shared.control.send(Control::Nack {
@@ -491,4 +506,22 @@ impl Context {
     pub fn stop(&self) {
         self.shared.shutdown.cancel();
     }
+}
+
+/// A service's shared state with no broker behind it, for unit tests.
+#[cfg(test)]
+pub(crate) fn shared_for_tests(outbox: Arc<Outbox>) -> Arc<Shared> {
+    let (_, log_channels) = tokio::sync::watch::channel(None);
+    let (control, _) = mpsc::unbounded_channel();
+    Arc::new(Shared {
+        name: "test".to_owned(),
+        codec: Codec::Json,
+        outbox: Arc::clone(&outbox),
+        logger: BusLogger::start("test", log_channels),
+        control,
+        shutdown: CancellationToken::new(),
+        health: Health::new(outbox),
+        timers: Timers::default(),
+        current_session: AtomicU64::new(1),
+    })
 }

@@ -95,6 +95,42 @@ pub(crate) struct Confirmation {
     pub(crate) nacked: Vec<PublishId>,
 }
 
+/// A converted message with its room in the queue, not yet recorded.
+pub(crate) struct Slot<'a> {
+    outbox: &'a Outbox,
+    permit: mpsc::Permit<'a, PublishId>,
+    prepared: Arc<Prepared>,
+}
+
+impl Slot<'_> {
+    /// Records the message for `owner` and queues it: no await, so it
+    /// cannot be interrupted half done.
+    pub(crate) fn send(self, owner: Owner) -> Result<PublishId, PublishError> {
+        let mut book = self.outbox.book();
+        if book.closed {
+            return Err(PublishError::Stopped);
+        }
+        if let Owner::Delivery { generation } = owner {
+            if !book.attached || generation != book.generation {
+                return Err(PublishError::DeliveryLost);
+            }
+        }
+        book.next_id += 1;
+        let id = book.next_id;
+        book.pending.insert(
+            id,
+            Pending {
+                message: self.prepared,
+                owner,
+                state: State::Queued,
+            },
+        );
+        drop(book);
+        self.permit.send(id);
+        Ok(id)
+    }
+}
+
 /// The store of unconfirmed messages, shared by every publisher of a service.
 pub(crate) struct Outbox {
     book: Mutex<Book>,
@@ -129,6 +165,14 @@ impl Outbox {
         message: OutgoingMessage,
         owner: Owner,
     ) -> Result<PublishId, PublishError> {
+        self.reserve(message).await?.send(owner)
+    }
+
+    /// Converts a message and waits for room in the queue. Nothing is
+    /// recorded until [`Slot::send`], so a caller that stops waiting (a
+    /// timeout, a `select!`) leaves nothing behind: a message in the book
+    /// but not in the queue would never be sent nor confirmed.
+    pub(crate) async fn reserve(&self, message: OutgoingMessage) -> Result<Slot<'_>, PublishError> {
         let prepared = Arc::new(Prepared {
             exchange: message.exchange.name(),
             properties: to_amqp(&message.properties)?,
@@ -136,33 +180,16 @@ impl Outbox {
             mandatory: message.mandatory,
             body: message.body,
         });
-        let id = {
-            let mut book = self.book();
-            if book.closed {
-                return Err(PublishError::Stopped);
-            }
-            if let Owner::Delivery { generation } = owner {
-                if !book.attached || generation != book.generation {
-                    return Err(PublishError::DeliveryLost);
-                }
-            }
-            book.next_id += 1;
-            let id = book.next_id;
-            book.pending.insert(
-                id,
-                Pending {
-                    message: prepared,
-                    owner,
-                    state: State::Queued,
-                },
-            );
-            id
-        };
-        if self.queue_tx.send(id).await.is_err() {
-            self.book().pending.remove(&id);
-            return Err(PublishError::Stopped);
-        }
-        Ok(id)
+        let permit = self
+            .queue_tx
+            .reserve()
+            .await
+            .map_err(|_| PublishError::Stopped)?;
+        Ok(Slot {
+            outbox: self,
+            permit,
+            prepared,
+        })
     }
 
     /// Whether `id` still waits for its confirm.
@@ -192,36 +219,41 @@ impl Outbox {
         generation: u64,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        let resend: VecDeque<PublishId> = {
-            let mut book = self.book();
-            book.generation = generation;
-            book.attached = true;
-            book.in_flight.clear();
-            for p in book.pending.values_mut() {
-                if matches!(p.state, State::InFlight) {
-                    p.state = State::Resend;
-                }
-            }
-            let stale: Vec<PublishId> = book
-                .pending
-                .iter()
-                .filter(|(_, p)| matches!(p.owner, Owner::Delivery { generation: g } if g != generation))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in stale {
-                book.pending.remove(&id);
-            }
-            let mut resend: Vec<PublishId> = book
-                .pending
-                .iter()
-                .filter(|(_, p)| matches!(p.state, State::Resend))
-                .map(|(id, _)| *id)
-                .collect();
-            resend.sort_unstable();
-            resend.into()
-        };
+        let resend = self.begin(generation);
         let outbox = Arc::clone(self);
         tokio::spawn(async move { outbox.run_sender(channel, resend, stop).await })
+    }
+
+    /// The book's side of [`attach`](Self::attach): what to send first.
+    fn begin(&self, generation: u64) -> VecDeque<PublishId> {
+        let mut book = self.book();
+        book.generation = generation;
+        book.attached = true;
+        book.in_flight.clear();
+        for p in book.pending.values_mut() {
+            if matches!(p.state, State::InFlight) {
+                p.state = State::Resend;
+            }
+        }
+        let stale: Vec<PublishId> = book
+            .pending
+            .iter()
+            .filter(
+                |(_, p)| matches!(p.owner, Owner::Delivery { generation: g } if g != generation),
+            )
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            book.pending.remove(&id);
+        }
+        let mut resend: Vec<PublishId> = book
+            .pending
+            .iter()
+            .filter(|(_, p)| matches!(p.state, State::Resend))
+            .map(|(id, _)| *id)
+            .collect();
+        resend.sort_unstable();
+        resend.into()
     }
 
     /// Marks the end of a session: nothing is in flight any more.
@@ -372,5 +404,105 @@ impl Outbox {
             }
         }
         book.in_flight.clear();
+        drop(book);
+        // No sender task will make room in the queue again: publishes
+        // waiting for room must fail now rather than wait forever. Called
+        // once the last session's sender has ended, so the lock is free.
+        if let Ok(mut queue) = self.queue_rx.try_lock() {
+            queue.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bus_core::Codec;
+
+    fn event() -> OutgoingMessage {
+        OutgoingMessage::event("test.Happened", Codec::Json, b"{}".to_vec(), "conv").unwrap()
+    }
+
+    fn free() -> Owner {
+        Owner::Free { waiter: None }
+    }
+
+    /// A full queue (a stalled broker) makes `publish` wait; a caller that
+    /// gives up (a timeout, a `select!`) drops the future.
+    async fn full_outbox() -> Arc<Outbox> {
+        let outbox = Outbox::new(Duration::from_secs(15), Observer::default());
+        for _ in 0..QUEUE_CAPACITY {
+            outbox.publish(event(), free()).await.unwrap();
+        }
+        outbox
+    }
+
+    #[tokio::test]
+    async fn a_publish_dropped_while_waiting_for_room_leaves_nothing_behind() {
+        let outbox = full_outbox().await;
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(20), outbox.publish(event(), free())).await;
+        assert!(gave_up.is_err(), "the queue is full");
+        // A message left in the book but not in the queue would never be
+        // sent nor confirmed, and would hold every graceful stop until its
+        // timeout.
+        assert_eq!(outbox.pending_count(), QUEUE_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn a_publish_racing_its_handlers_return_is_awaited_or_kept() {
+        use crate::context::{Context, DeliveryScope, shared_for_tests};
+        let outbox = full_outbox().await;
+        outbox.begin(1);
+        let scope = Arc::new(DeliveryScope {
+            session: 1,
+            kind: bus_core::MessageKind::Event,
+            conversation_id: "conv".to_owned(),
+            correlation_id: None,
+            reply_to: None,
+            status: None,
+            meta: Arc::default(),
+            outputs: Mutex::new(Some(Vec::new())),
+        });
+        let ctx = Context {
+            shared: shared_for_tests(Arc::clone(&outbox)),
+            delivery: Some(Arc::clone(&scope)),
+        };
+        // A task the handler spawned publishes; the queue is full.
+        let publishing = tokio::spawn(async move { ctx.publish(event()).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!publishing.is_finished(), "the queue is full");
+        // Meanwhile the handler returns: its ack waits for these outputs.
+        let awaited = scope.take_outputs();
+        // Room comes back and the publish completes.
+        outbox.queue_rx.lock().await.recv().await.unwrap();
+        publishing.await.unwrap().unwrap();
+        // The connection is lost before the confirm; a new session starts.
+        outbox.detach();
+        outbox.begin(2);
+        let kept = outbox.pending_count() == QUEUE_CAPACITY + 1;
+        assert!(
+            !awaited.is_empty() || kept,
+            "the delivery's ack did not wait for the message, and the \
+             reconnection dropped it: lost"
+        );
+    }
+
+    #[tokio::test]
+    async fn close_fails_a_publish_waiting_for_room() {
+        let outbox = full_outbox().await;
+        let waiting = tokio::spawn({
+            let outbox = Arc::clone(&outbox);
+            async move { outbox.publish(event(), free()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "the queue is full");
+        // The service stopped: no sender task will ever make room.
+        outbox.close();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("a publish waiting for room hangs after close")
+            .unwrap();
+        assert!(matches!(outcome, Err(PublishError::Stopped)), "{outcome:?}");
     }
 }

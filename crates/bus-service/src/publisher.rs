@@ -21,8 +21,9 @@ impl Service for NoHandlers {}
 /// message is published again after the retry delay, and a lost connection
 /// is reopened, so a publish that returns `Ok` is on the broker.
 ///
-/// Cheap to clone. Dropping a publish future does not cancel the publish:
-/// the message stays queued until the broker confirms it.
+/// Cheap to clone. Dropping a publish future does not cancel the publish
+/// once the message is queued: it stays queued until the broker confirms
+/// it. Dropped while it waits for room in a full queue, it publishes nothing.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {

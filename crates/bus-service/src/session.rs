@@ -415,6 +415,11 @@ impl<S: Service> Session<'_, S> {
                 }
                 self.ledger.manual_nack(tag, multiple, requeue)
             }
+            Control::AckEach { session, tags } if session == self.number => {
+                for tag in tags {
+                    self.ledger.manual_ack(tag, false);
+                }
+            }
             // For a delivery of an earlier connection: the broker has
             // already put it back in its queue.
             _ => {}

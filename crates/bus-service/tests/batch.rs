@@ -227,3 +227,55 @@ async fn items_of_a_lost_connection_are_left_out_of_the_batch() {
     assert!(handle.health().counters().reconnections >= 1);
     stop(handle).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_ack_leaves_out_an_earlier_delivery_still_handled() {
+    // concurrency(2): `b` (tag 1) is still handled when batch A, flushed by
+    // `a` (tag 2), is acked; `b` then goes to batch B, which fails. Its
+    // delivery must be requeued, not acked along with batch A.
+    let url = amqp_url();
+    let name = unique("batch-concurrent");
+    let queue = format!("{name}.events");
+    let _cleanup = QueueCleanup::new(&url, [queue.clone()]);
+    let batch_a = Batch::new(1, BATCH_TIMEOUT, |_ctx: Context, _items: Vec<Item>| async {
+        Ok::<(), HandlerError>(())
+    });
+    let b_failed = Arc::new(Mutex::new(false));
+    let failed = Arc::clone(&b_failed);
+    // Flushed by its timer, after the handler of `b` returned.
+    let timeout = Duration::from_millis(300);
+    let batch_b = Batch::new(10, timeout, move |_ctx: Context, _items: Vec<Item>| {
+        *failed.lock().unwrap() = true;
+        async { Err(HandlerError::msg("batch B fails")) }
+    });
+    let router = Router::new()
+        .event(&format!("{name}.a"), move |ctx: Context, item: Item| {
+            let batch = batch_a.clone();
+            async move { batch.push(&ctx, item).await }
+        })
+        .event(&format!("{name}.b"), move |ctx: Context, item: Item| {
+            let batch = batch_b.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                batch.push(&ctx, item).await
+            }
+        });
+    let (trace, observer) = recording();
+    let builder = builder(&name).prefetch(10).concurrency(2).observe(observer);
+    let handle = start(builder, router).await;
+    publish(&handle, &format!("{name}.b"), 1).await;
+    publish(&handle, &format!("{name}.a"), 1).await;
+    wait_for_trace(&trace, "the first delivery settled", |t| {
+        acks(t).iter().any(|(tag, _)| *tag == 1) || nacks(t).iter().any(|(tag, _)| *tag == 1)
+    })
+    .await;
+    probe::wait_until(|| *b_failed.lock().unwrap(), "batch B ran").await;
+    let trace = snapshot(&trace);
+    assert_eq!(
+        acks(&trace),
+        [(2, false)],
+        "batch A acks its own delivery only"
+    );
+    assert_eq!(nacks(&trace)[0], (1, true), "batch B failed: requeued");
+    stop(handle).await;
+}
