@@ -353,3 +353,38 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("Shared").field("name", &self.name).finish()
     }
 }
+
+/// A service that belongs to a value built on it (a standalone
+/// [`Publisher`], a [`Client`](crate::Client)): stopped by `stop`, or shut
+/// down when the last clone of its owner is dropped, so that a dropped
+/// owner does not leave a connection running for the rest of the process.
+pub(crate) struct OwnedService(tokio::sync::Mutex<Option<ServiceHandle>>);
+
+impl OwnedService {
+    pub(crate) fn new(handle: Option<ServiceHandle>) -> OwnedService {
+        OwnedService(tokio::sync::Mutex::new(handle))
+    }
+
+    /// Stops the service gracefully, once.
+    pub(crate) async fn stop(&self) -> Result<(), RunError> {
+        let handle = self.0.lock().await.take();
+        match handle {
+            Some(handle) => handle.stop().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for OwnedService {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.get_mut().take() {
+            handle.shutdown();
+        }
+    }
+}
+
+impl std::fmt::Debug for OwnedService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnedService")
+    }
+}

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::builder::{ServiceBuilder, ServiceHandle};
+use crate::builder::{OwnedService, ServiceBuilder};
 use crate::error::{CallError, ConnectError, PublishError, RunError};
 use crate::health::ServiceState;
 use crate::service::{Returned, Service};
@@ -141,7 +141,7 @@ pub struct Client {
 
 struct CallsHandle {
     calls: Arc<Calls>,
-    handle: tokio::sync::Mutex<Option<ServiceHandle>>,
+    handle: OwnedService,
 }
 
 impl std::fmt::Debug for CallsHandle {
@@ -194,7 +194,7 @@ impl Client {
             reply_to,
             calls: Arc::new(CallsHandle {
                 calls,
-                handle: tokio::sync::Mutex::new(Some(handle)),
+                handle: OwnedService::new(Some(handle)),
             }),
         })
     }
@@ -283,13 +283,10 @@ impl Client {
         }
     }
 
-    /// Stops the client's connection.
+    /// Stops the client's connection. Dropping the last clone without
+    /// `close` starts the same stop in the background.
     pub async fn close(&self) -> Result<(), RunError> {
-        let handle = self.calls.handle.lock().await.take();
-        match handle {
-            Some(handle) => handle.stop().await,
-            None => Ok(()),
-        }
+        self.calls.handle.stop().await
     }
 }
 
@@ -309,7 +306,7 @@ mod tests {
             reply_to: "test.reply-1".to_owned(),
             calls: Arc::new(CallsHandle {
                 calls: Arc::clone(&calls),
-                handle: tokio::sync::Mutex::new(None),
+                handle: OwnedService::new(None),
             }),
         };
         // The caller's own timeout (or a select!) drops the call.

@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use bus_core::{LogLevel, OutgoingMessage};
 use serde::Serialize;
-use tokio::sync::Mutex;
 
-use crate::builder::ServiceHandle;
+use crate::builder::{OwnedService, ServiceHandle};
 use crate::error::{LogError, PublishError, RunError};
 use crate::{Context, Health, Service};
 
@@ -37,14 +36,14 @@ impl Service for NoHandlers {}
 #[derive(Clone, Debug)]
 pub struct Publisher {
     ctx: Context,
-    owned: Option<Arc<Mutex<Option<ServiceHandle>>>>,
+    owned: Option<Arc<OwnedService>>,
 }
 
 impl Publisher {
     pub(crate) fn owning(handle: ServiceHandle) -> Publisher {
         Publisher {
             ctx: handle.context(),
-            owned: Some(Arc::new(Mutex::new(Some(handle)))),
+            owned: Some(Arc::new(OwnedService::new(Some(handle)))),
         }
     }
 
@@ -108,15 +107,12 @@ impl Publisher {
     }
 
     /// Stops the publisher's connection after every message is confirmed
-    /// (within the stop timeout). A publisher obtained from a running
-    /// service does not stop that service.
+    /// (within the stop timeout). Dropping the last clone without `close`
+    /// starts the same stop in the background. A publisher obtained from a
+    /// running service does not stop that service.
     pub async fn close(&self) -> Result<(), RunError> {
-        let Some(owned) = &self.owned else {
-            return Ok(());
-        };
-        let handle = owned.lock().await.take();
-        match handle {
-            Some(handle) => handle.stop().await,
+        match &self.owned {
+            Some(owned) => owned.stop().await,
             None => Ok(()),
         }
     }

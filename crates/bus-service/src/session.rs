@@ -328,7 +328,13 @@ impl<S: Service> Session<'_, S> {
                 return cause;
             }
             if let Err(cause) = self.flush_settlements().await {
-                return cause;
+                // While stopping, a lost or blocked connection only means
+                // the rest goes back to the queues: the stop is complete.
+                return if self.stopping.is_some() {
+                    EndCause::Stopped
+                } else {
+                    cause
+                };
             }
         }
     }
@@ -515,46 +521,48 @@ impl<S: Service> Session<'_, S> {
     async fn flush_settlements(&mut self) -> Result<(), EndCause> {
         // An ack only waits for room in amqprs's outgoing queue; that room
         // never comes back on a connection whose socket the broker stopped
-        // reading, so the wait is bounded.
+        // reading, so the wait is bounded, by the stop deadline too.
         let timeout = self.rt.config.connection_timeout;
         for settlement in self.ledger.take_settlements() {
-            let sent = match settlement {
-                Settlement::Ack { tag, multiple } => {
-                    let ack = self.main.basic_ack(BasicAckArguments::new(tag, multiple));
-                    let Ok(result) = tokio::time::timeout(timeout, ack).await else {
-                        return Err(EndCause::Stalled {
-                            what: "cannot send acknowledgements",
-                            waited: timeout,
-                        });
-                    };
-                    self.rt.config.observer.emit(TraceEvent::Acked {
-                        session: self.number,
-                        delivery_tag: tag,
-                        multiple,
-                    });
-                    result
+            let mut deadline = tokio::time::Instant::now() + timeout;
+            if let Some(stop) = self.stopping {
+                deadline = deadline.min(stop);
+            }
+            let send = async {
+                match settlement {
+                    Settlement::Ack { tag, multiple } => {
+                        self.main
+                            .basic_ack(BasicAckArguments::new(tag, multiple))
+                            .await
+                    }
+                    Settlement::Nack { tag, requeue } => {
+                        self.main
+                            .basic_nack(BasicNackArguments::new(tag, false, requeue))
+                            .await
+                    }
                 }
-                Settlement::Nack { tag, requeue } => {
-                    let nack = self
-                        .main
-                        .basic_nack(BasicNackArguments::new(tag, false, requeue));
-                    let Ok(result) = tokio::time::timeout(timeout, nack).await else {
-                        return Err(EndCause::Stalled {
-                            what: "cannot send acknowledgements",
-                            waited: timeout,
-                        });
-                    };
-                    self.rt.config.observer.emit(TraceEvent::Nacked {
-                        session: self.number,
-                        delivery_tag: tag,
-                        requeue,
-                    });
-                    result
-                }
+            };
+            let Ok(sent) = tokio::time::timeout_at(deadline, send).await else {
+                return Err(EndCause::Stalled {
+                    what: "cannot send acknowledgements",
+                    waited: timeout,
+                });
             };
             if sent.is_err() {
                 return Err(EndCause::ConnectionLost);
             }
+            self.rt.config.observer.emit(match settlement {
+                Settlement::Ack { tag, multiple } => TraceEvent::Acked {
+                    session: self.number,
+                    delivery_tag: tag,
+                    multiple,
+                },
+                Settlement::Nack { tag, requeue } => TraceEvent::Nacked {
+                    session: self.number,
+                    delivery_tag: tag,
+                    requeue,
+                },
+            });
         }
         Ok(())
     }

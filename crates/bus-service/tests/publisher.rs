@@ -160,3 +160,19 @@ async fn close_waits_for_the_confirms_of_earlier_publishes_and_later_ones_fail()
     assert_eq!(probe.message_count(&events).await, COUNT);
     probe.close().await;
 }
+
+#[tokio::test]
+async fn dropping_the_last_clone_stops_the_publisher() {
+    let publisher = publisher();
+    let health = publisher.health().clone();
+    assert!(health.wait_for(ServiceState::Ready, WAIT).await, "ready");
+    let clone = publisher.clone();
+    drop(publisher);
+    assert_eq!(health.state(), ServiceState::Ready, "a clone still owns it");
+    drop(clone);
+    assert!(
+        health.wait_for(ServiceState::Stopped, WAIT).await,
+        "the connection is closed when the last clone goes: {:?}",
+        health.state()
+    );
+}
