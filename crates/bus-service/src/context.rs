@@ -230,6 +230,32 @@ impl Context {
         rx.await.unwrap_or(Err(PublishError::Stopped))
     }
 
+    /// An event encoded with the service's codec.
+    pub(crate) fn event_message<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+        conversation_id: &str,
+    ) -> Result<OutgoingMessage, PublishError> {
+        let body = self.encode(payload)?;
+        Ok(OutgoingMessage::event(
+            event,
+            self.codec(),
+            body,
+            conversation_id,
+        )?)
+    }
+
+    /// A configuration encoded with the service's codec.
+    pub(crate) fn configuration_message<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        payload: &T,
+    ) -> Result<OutgoingMessage, PublishError> {
+        let body = self.encode(payload)?;
+        Ok(OutgoingMessage::configuration(name, self.codec(), body)?)
+    }
+
     /// Publishes an event (eventail's `publish_event`), not mandatory.
     pub async fn publish_event<T: Serialize + ?Sized>(
         &self,
@@ -237,14 +263,8 @@ impl Context {
         payload: &T,
         conversation_id: &str,
     ) -> Result<(), PublishError> {
-        let body = self.encode(payload)?;
-        self.publish(OutgoingMessage::event(
-            event,
-            self.codec(),
-            body,
-            conversation_id,
-        )?)
-        .await
+        self.publish(self.event_message(event, payload, conversation_id)?)
+            .await
     }
 
     /// Sends a command (eventail's `send_command`), mandatory: if no queue
@@ -370,8 +390,7 @@ impl Context {
         name: &str,
         payload: &T,
     ) -> Result<(), PublishError> {
-        let body = self.encode(payload)?;
-        self.publish(OutgoingMessage::configuration(name, self.codec(), body)?)
+        self.publish(self.configuration_message(name, payload)?)
             .await
     }
 

@@ -68,14 +68,8 @@ impl Publisher {
         payload: &T,
         conversation_id: &str,
     ) -> Result<(), PublishError> {
-        let body = self.ctx.codec().encode(payload)?;
-        self.publish(OutgoingMessage::event(
-            event,
-            self.ctx.codec(),
-            body,
-            conversation_id,
-        )?)
-        .await
+        self.publish(self.ctx.event_message(event, payload, conversation_id)?)
+            .await
     }
 
     /// Publishes a configuration and waits for its confirm.
@@ -84,13 +78,8 @@ impl Publisher {
         name: &str,
         payload: &T,
     ) -> Result<(), PublishError> {
-        let body = self.ctx.codec().encode(payload)?;
-        self.publish(OutgoingMessage::configuration(
-            name,
-            self.ctx.codec(),
-            body,
-        )?)
-        .await
+        self.publish(self.ctx.configuration_message(name, payload)?)
+            .await
     }
 
     /// Logs on the bus (not confirmed, as eventail's logs).

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use amqprs::channel::{
     BasicAckArguments, BasicGetArguments, BasicPublishArguments, Channel, ExchangeDeclareArguments,
-    ExchangeDeleteArguments, QueueBindArguments, QueueDeclareArguments, QueueDeleteArguments,
+    ExchangeDeleteArguments, QueueDeclareArguments, QueueDeleteArguments,
 };
 use amqprs::connection::Connection;
 use amqprs::{BasicProperties, FieldTable, FieldValue};
@@ -180,17 +180,7 @@ impl Side {
         exchange: &str,
         key: &str,
     ) -> String {
-        let (queue, _, _) = self
-            .channel
-            .queue_declare(args)
-            .await
-            .expect("declare queue")
-            .expect("declare-ok");
-        self.channel
-            .queue_bind(QueueBindArguments::new(&queue, exchange, key))
-            .await
-            .expect("bind queue");
-        queue
+        bus_test_support::declare_bound(&self.channel, args, exchange, key).await
     }
 
     /// A queue that receives the bus logs of `service` at `level`

@@ -77,3 +77,29 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, BrokerError> {
         }),
     }
 }
+
+/// Declares a queue with `args` and binds it to `exchange` with `key`;
+/// returns its name (the server's, for a server-named queue).
+///
+/// # Panics
+///
+/// When the broker refuses either step: the test cannot go on without it.
+pub async fn declare_bound(
+    channel: &amqprs::channel::Channel,
+    args: amqprs::channel::QueueDeclareArguments,
+    exchange: &str,
+    key: &str,
+) -> String {
+    let (queue, _, _) = channel
+        .queue_declare(args)
+        .await
+        .expect("declare queue")
+        .expect("declare-ok");
+    channel
+        .queue_bind(amqprs::channel::QueueBindArguments::new(
+            &queue, exchange, key,
+        ))
+        .await
+        .expect("bind queue");
+    queue
+}

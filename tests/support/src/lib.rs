@@ -34,7 +34,7 @@ mod vhost;
 
 pub use broker::{DEFAULT_AMQP_URL, amqp_url};
 pub use cleanup::{QueueCleanup, delete_queues};
-pub use connect::{BrokerError, connect};
+pub use connect::{BrokerError, connect, declare_bound};
 pub use faults::{DEFAULT_MEMORY_WATERMARK, MemoryAlarm, StoppedApp};
 pub use names::unique;
 pub use policy::Policy;

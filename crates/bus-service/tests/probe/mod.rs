@@ -262,17 +262,7 @@ impl Probe {
         exchange: &str,
         key: &str,
     ) -> String {
-        let (queue, _, _) = self
-            .channel
-            .queue_declare(args)
-            .await
-            .expect("declare queue")
-            .expect("declare-ok");
-        self.channel
-            .queue_bind(QueueBindArguments::new(&queue, exchange, key))
-            .await
-            .expect("bind queue");
-        queue
+        bus_test_support::declare_bound(&self.channel, args, exchange, key).await
     }
 
     /// The number of ready messages in `queue`.
