@@ -194,12 +194,7 @@ impl Side {
     /// Declares the bus's exchanges, as every participant does.
     pub async fn declare_exchanges(&self) {
         for exchange in Exchange::ALL {
-            self.channel
-                .exchange_declare(
-                    ExchangeDeclareArguments::new(exchange.name(), Exchange::KIND)
-                        .durable(Exchange::DURABLE)
-                        .finish(),
-                )
+            bus_service::raw::declare_exchange(&self.channel, exchange)
                 .await
                 .expect("declare exchange");
         }

@@ -280,12 +280,7 @@ impl Probe {
     /// them before any service has run.
     pub(crate) async fn declare_bus_exchanges(&self) {
         for exchange in Exchange::ALL {
-            self.channel
-                .exchange_declare(
-                    ExchangeDeclareArguments::new(exchange.name(), Exchange::KIND)
-                        .durable(Exchange::DURABLE)
-                        .finish(),
-                )
+            bus_service::raw::declare_exchange(&self.channel, exchange)
                 .await
                 .expect("declare a bus exchange");
         }
