@@ -63,6 +63,9 @@ mod supervisor;
 mod timers;
 mod topology;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use batch::Batch;
 pub use builder::{ServiceBuilder, ServiceHandle};
 pub use client::{CallOptions, Client, Reply};

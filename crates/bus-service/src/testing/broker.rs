@@ -1,0 +1,1070 @@
+//! The in-memory broker's state and its RabbitMQ semantics: exchanges,
+//! bindings, queues, consumers with prefetch, acks, requeues with the
+//! redelivered flag, dead letters, confirms and returns.
+//!
+//! Every operation runs under one lock and writes the frames it causes to
+//! the connections' outgoing queues before releasing it, so the order a
+//! client sees (a `basic.return` before the confirm of its publish, a
+//! `consume-ok` before the first delivery) is the order RabbitMQ gives.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use amqprs::{BasicProperties, FieldTable, FieldValue};
+use bus_core::TopicPattern;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{Arg, FrameWriter, QueueDeclare};
+use super::record::{DeadLetter, Published};
+
+pub(crate) type ConnId = u64;
+
+/// A refusal, sent as `channel.close` (or `connection.close` when
+/// `connection` is set) with these AMQP reply code and text.
+#[derive(Debug)]
+pub(crate) struct AmqpError {
+    pub(crate) code: u16,
+    pub(crate) text: String,
+    pub(crate) connection: bool,
+}
+
+fn refuse(code: u16, text: String) -> AmqpError {
+    AmqpError {
+        code,
+        text,
+        connection: false,
+    }
+}
+
+pub(crate) const NOT_FOUND: u16 = 404;
+const RESOURCE_LOCKED: u16 = 405;
+const PRECONDITION_FAILED: u16 = 406;
+
+/// A message as stored in a queue.
+#[derive(Clone)]
+struct Message {
+    exchange: String,
+    routing_key: String,
+    properties: Arc<BasicProperties>,
+    body: Arc<[u8]>,
+    redelivered: bool,
+}
+
+struct Queue {
+    durable: bool,
+    exclusive_owner: Option<ConnId>,
+    auto_delete: bool,
+    arguments: FieldTable,
+    ready: VecDeque<Message>,
+    /// Consumers in round-robin order: connection, channel, tag.
+    consumers: Vec<(ConnId, u16, String)>,
+    cursor: usize,
+}
+
+struct Consumer {
+    queue: String,
+    no_ack: bool,
+    prefetch: u16,
+    unacked: u32,
+}
+
+struct Unacked {
+    queue: String,
+    consumer: Option<String>,
+    message: Message,
+}
+
+#[derive(Default)]
+struct Channel {
+    confirm: bool,
+    published: u64,
+    next_tag: u64,
+    prefetch: u16,
+    unacked: BTreeMap<u64, Unacked>,
+    consumers: HashMap<String, Consumer>,
+}
+
+struct Connection {
+    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    abort: CancellationToken,
+    frame_max: u32,
+    channels: HashMap<u16, Channel>,
+}
+
+struct Binding {
+    exchange: String,
+    queue: String,
+    pattern: TopicPattern,
+}
+
+#[derive(Default)]
+struct State {
+    exchanges: HashMap<String, String>,
+    queues: HashMap<String, Queue>,
+    bindings: Vec<Binding>,
+    connections: HashMap<ConnId, Connection>,
+    next_id: u64,
+    published: Vec<Published>,
+    dead_letters: Vec<DeadLetter>,
+    dead_letter_policies: HashMap<String, String>,
+    nack_next: u32,
+}
+
+/// The broker: shared by the listener, every connection task and the
+/// harness.
+#[derive(Default)]
+pub(crate) struct Broker {
+    state: Mutex<State>,
+    /// Woken after every change, for `wait_idle` and `wait_for`.
+    pub(crate) changed: Notify,
+}
+
+impl Broker {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug in this module; the state
+        // is still the best information there is, so keep going with it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn done<T>(&self, result: T) -> T {
+        self.changed.notify_waiters();
+        result
+    }
+
+    pub(crate) fn connect(
+        &self,
+        outgoing: mpsc::UnboundedSender<Vec<u8>>,
+        abort: CancellationToken,
+    ) -> ConnId {
+        let mut state = self.lock();
+        state.next_id += 1;
+        let id = state.next_id;
+        let connection = Connection {
+            outgoing,
+            abort,
+            frame_max: 131_072,
+            channels: HashMap::new(),
+        };
+        state.connections.insert(id, connection);
+        id
+    }
+
+    pub(crate) fn tune(&self, conn: ConnId, frame_max: u32) {
+        if let Some(connection) = self.lock().connections.get_mut(&conn) {
+            connection.frame_max = frame_max.clamp(4096, 131_072);
+        }
+    }
+
+    /// Forgets a connection: its unacked deliveries go back to their
+    /// queues as redelivered, its exclusive queues are deleted.
+    pub(crate) fn disconnect(&self, conn: ConnId) {
+        let mut state = self.lock();
+        let channels: Vec<u16> = match state.connections.get(&conn) {
+            Some(connection) => connection.channels.keys().copied().collect(),
+            None => return,
+        };
+        for channel in channels {
+            state.close_channel(conn, channel);
+        }
+        state.connections.remove(&conn);
+        let owned: Vec<String> = state
+            .queues
+            .iter()
+            .filter(|(_, queue)| queue.exclusive_owner == Some(conn))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in owned {
+            state.delete_queue(&name);
+        }
+        self.done(())
+    }
+
+    pub(crate) fn open_channel(&self, conn: ConnId, channel: u16) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        let connection = state.connection(conn)?;
+        if connection.channels.contains_key(&channel) {
+            return Err(AmqpError {
+                code: 504,
+                text: "CHANNEL_ERROR - second 'channel.open'".into(),
+                connection: true,
+            });
+        }
+        connection.channels.insert(channel, Channel::default());
+        Ok(())
+    }
+
+    pub(crate) fn close_channel(&self, conn: ConnId, channel: u16) {
+        let mut state = self.lock();
+        state.close_channel(conn, channel);
+        self.done(())
+    }
+
+    pub(crate) fn declare_exchange(
+        &self,
+        name: &str,
+        kind: &str,
+        passive: bool,
+    ) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        match state.exchanges.get(name) {
+            Some(existing) if !passive && existing != kind => Err(refuse(
+                PRECONDITION_FAILED,
+                format!(
+                    "PRECONDITION_FAILED - inequivalent arg 'type' for exchange '{name}' in vhost '/': received '{kind}' but current is '{existing}'"
+                ),
+            )),
+            Some(_) => Ok(()),
+            None if passive => Err(no_exchange(name)),
+            None if !matches!(kind, "topic" | "direct" | "fanout") => Err(AmqpError {
+                code: 503,
+                text: format!("COMMAND_INVALID - invalid exchange type '{kind}'"),
+                connection: true,
+            }),
+            None => {
+                state.exchanges.insert(name.to_owned(), kind.to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn delete_exchange(&self, name: &str) {
+        let mut state = self.lock();
+        state.exchanges.remove(name);
+        state.bindings.retain(|binding| binding.exchange != name);
+    }
+
+    /// Declares a queue; returns its name and its ready and consumer counts.
+    pub(crate) fn declare_queue(
+        &self,
+        conn: ConnId,
+        declare: QueueDeclare,
+    ) -> Result<(String, u32, u32), AmqpError> {
+        let mut state = self.lock();
+        let name = if declare.name.is_empty() {
+            state.next_id += 1;
+            format!("amq.gen-{}-{}", state.next_id, std::process::id())
+        } else {
+            declare.name
+        };
+        let counts = |queue: &Queue| (queue.ready.len() as u32, queue.consumers.len() as u32);
+        if let Some(queue) = state.queues.get(&name) {
+            if queue.exclusive_owner.is_some_and(|owner| owner != conn) {
+                return Err(locked(&name));
+            }
+            if !declare.passive && queue.durable != declare.durable {
+                return Err(refuse(
+                    PRECONDITION_FAILED,
+                    format!(
+                        "PRECONDITION_FAILED - inequivalent arg 'durable' for queue '{name}' in vhost '/': received '{}' but current is '{}'",
+                        declare.durable, queue.durable
+                    ),
+                ));
+            }
+            if !declare.passive && queue.arguments != declare.arguments {
+                return Err(refuse(
+                    PRECONDITION_FAILED,
+                    format!(
+                        "PRECONDITION_FAILED - inequivalent arguments for queue '{name}' in vhost '/'"
+                    ),
+                ));
+            }
+            let (ready, consumers) = counts(queue);
+            return Ok((name, ready, consumers));
+        }
+        if declare.passive {
+            return Err(refuse(
+                NOT_FOUND,
+                format!("NOT_FOUND - no queue '{name}' in vhost '/'"),
+            ));
+        }
+        let queue = Queue {
+            durable: declare.durable,
+            exclusive_owner: declare.exclusive.then_some(conn),
+            auto_delete: declare.auto_delete,
+            arguments: declare.arguments,
+            ready: VecDeque::new(),
+            consumers: Vec::new(),
+            cursor: 0,
+        };
+        state.queues.insert(name.clone(), queue);
+        // RabbitMQ binds every queue to the default exchange by its name;
+        // `route` resolves the default exchange directly instead.
+        self.done(Ok((name, 0, 0)))
+    }
+
+    pub(crate) fn bind(
+        &self,
+        conn: ConnId,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+    ) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        state.usable_queue(conn, queue)?;
+        if !state.exchanges.contains_key(exchange) {
+            return Err(no_exchange(exchange));
+        }
+        let pattern = TopicPattern::new(key).map_err(|error| {
+            refuse(
+                PRECONDITION_FAILED,
+                format!("PRECONDITION_FAILED - {error}"),
+            )
+        })?;
+        let exists = state
+            .bindings
+            .iter()
+            .any(|b| b.exchange == exchange && b.queue == queue && b.pattern.as_str() == key);
+        if !exists {
+            state.bindings.push(Binding {
+                exchange: exchange.to_owned(),
+                queue: queue.to_owned(),
+                pattern,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unbind(
+        &self,
+        conn: ConnId,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+    ) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        state.usable_queue(conn, queue)?;
+        state
+            .bindings
+            .retain(|b| !(b.exchange == exchange && b.queue == queue && b.pattern.as_str() == key));
+        Ok(())
+    }
+
+    pub(crate) fn purge(&self, conn: ConnId, queue: &str) -> Result<u32, AmqpError> {
+        let mut state = self.lock();
+        let queue = state.usable_queue(conn, queue)?;
+        let count = queue.ready.len() as u32;
+        queue.ready.clear();
+        self.done(Ok(count))
+    }
+
+    pub(crate) fn delete_queue(&self, conn: ConnId, queue: &str) -> Result<u32, AmqpError> {
+        let mut state = self.lock();
+        let count = match state.queues.get(queue) {
+            None => return Ok(0),
+            Some(q) if q.exclusive_owner.is_some_and(|owner| owner != conn) => {
+                return Err(locked(queue));
+            }
+            Some(q) => q.ready.len() as u32,
+        };
+        state.delete_queue(queue);
+        self.done(Ok(count))
+    }
+
+    pub(crate) fn qos(&self, conn: ConnId, channel: u16, prefetch: u16) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        state.channel(conn, channel)?.prefetch = prefetch;
+        Ok(())
+    }
+
+    pub(crate) fn confirm_select(&self, conn: ConnId, channel: u16) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        state.channel(conn, channel)?.confirm = true;
+        Ok(())
+    }
+
+    /// Starts a consumer; `consume-ok` is written here, before the first
+    /// delivery it may cause.
+    pub(crate) fn consume(
+        &self,
+        conn: ConnId,
+        channel: u16,
+        queue: &str,
+        tag: String,
+        no_ack: bool,
+        exclusive: bool,
+        no_wait: bool,
+    ) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        let q = state.usable_queue(conn, queue)?;
+        if exclusive && !q.consumers.is_empty() {
+            return Err(refuse(
+                403,
+                format!("ACCESS_REFUSED - queue '{queue}' in vhost '/' in exclusive use"),
+            ));
+        }
+        let chan = state.channel(conn, channel)?;
+        let tag = if tag.is_empty() {
+            format!(
+                "amq.ctag-{channel}-{}",
+                chan.consumers.len() + chan.next_tag as usize
+            )
+        } else {
+            tag
+        };
+        if chan.consumers.contains_key(&tag) {
+            return Err(AmqpError {
+                code: 530,
+                text: format!("NOT_ALLOWED - attempt to reuse consumer tag '{tag}'"),
+                connection: true,
+            });
+        }
+        let prefetch = chan.prefetch;
+        chan.consumers.insert(
+            tag.clone(),
+            Consumer {
+                queue: queue.to_owned(),
+                no_ack,
+                prefetch,
+                unacked: 0,
+            },
+        );
+        if let Some(q) = state.queues.get_mut(queue) {
+            q.consumers.push((conn, channel, tag.clone()));
+        }
+        if !no_wait {
+            state.send(conn, |w| w.method(channel, 60, 21, &[Arg::Short(&tag)]));
+        }
+        state.pump(queue);
+        self.done(Ok(()))
+    }
+
+    pub(crate) fn cancel(&self, conn: ConnId, channel: u16, tag: &str) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        state.cancel(conn, channel, tag);
+        self.done(Ok(()))
+    }
+
+    /// Routes a message; in confirm mode, confirms it (after returning it
+    /// when it was mandatory and unroutable).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn publish(
+        &self,
+        conn: ConnId,
+        channel: u16,
+        exchange: String,
+        routing_key: String,
+        mandatory: bool,
+        properties: BasicProperties,
+        body: Vec<u8>,
+    ) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        if !exchange.is_empty() && !state.exchanges.contains_key(&exchange) {
+            return Err(no_exchange(&exchange));
+        }
+        let message = Message {
+            exchange,
+            routing_key,
+            properties: Arc::new(properties),
+            body: body.into(),
+            redelivered: false,
+        };
+        state.published.push(Published::new(
+            &message.exchange,
+            &message.routing_key,
+            &message.properties,
+            &message.body,
+        ));
+        let routed = state.enqueue(&message);
+        if !routed && mandatory {
+            let frame_max = state
+                .connections
+                .get(&conn)
+                .map_or(131_072, |c| c.frame_max);
+            state.send(conn, |w| {
+                w.method(
+                    channel,
+                    60,
+                    50,
+                    &[
+                        Arg::U16(312),
+                        Arg::Short("NO_ROUTE"),
+                        Arg::Short(&message.exchange),
+                        Arg::Short(&message.routing_key),
+                    ],
+                );
+                w.content(channel, &message.properties, &message.body, frame_max);
+            });
+        }
+        let nack = state.nack_next > 0;
+        let chan = state.channel(conn, channel)?;
+        if chan.confirm {
+            chan.published += 1;
+            let tag = chan.published;
+            if nack {
+                state.nack_next -= 1;
+                state.send(conn, |w| {
+                    w.method(channel, 60, 120, &[Arg::U64(tag), Arg::U8(0)])
+                });
+            } else {
+                state.send(conn, |w| {
+                    w.method(channel, 60, 80, &[Arg::U64(tag), Arg::U8(0)])
+                });
+            }
+        }
+        self.done(Ok(()))
+    }
+
+    /// `basic.get`: writes `get-ok` with the message, or `get-empty`.
+    pub(crate) fn get(
+        &self,
+        conn: ConnId,
+        channel: u16,
+        queue: &str,
+        no_ack: bool,
+    ) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        let q = state.usable_queue(conn, queue)?;
+        let Some(message) = q.ready.pop_front() else {
+            state.send(conn, |w| w.method(channel, 60, 72, &[Arg::Short("")]));
+            return Ok(());
+        };
+        let remaining = q.ready.len() as u32;
+        let frame_max = state
+            .connections
+            .get(&conn)
+            .map_or(131_072, |c| c.frame_max);
+        let chan = state.channel(conn, channel)?;
+        chan.next_tag += 1;
+        let tag = chan.next_tag;
+        if !no_ack {
+            chan.unacked.insert(
+                tag,
+                Unacked {
+                    queue: queue.to_owned(),
+                    consumer: None,
+                    message: message.clone(),
+                },
+            );
+        }
+        state.send(conn, |w| {
+            w.method(
+                channel,
+                60,
+                71,
+                &[
+                    Arg::U64(tag),
+                    Arg::U8(u8::from(message.redelivered)),
+                    Arg::Short(&message.exchange),
+                    Arg::Short(&message.routing_key),
+                    Arg::U32(remaining),
+                ],
+            );
+            w.content(channel, &message.properties, &message.body, frame_max);
+        });
+        self.done(Ok(()))
+    }
+
+    pub(crate) fn ack(
+        &self,
+        conn: ConnId,
+        channel: u16,
+        tag: u64,
+        multiple: bool,
+    ) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        let settled = state.settle(conn, channel, tag, multiple)?;
+        for (queue, _) in &settled {
+            state.pump(queue);
+        }
+        self.done(Ok(()))
+    }
+
+    /// `basic.nack` and `basic.reject`: requeue as redelivered, or dead-letter.
+    pub(crate) fn nack(
+        &self,
+        conn: ConnId,
+        channel: u16,
+        tag: u64,
+        multiple: bool,
+        requeue: bool,
+    ) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        let settled = state.settle(conn, channel, tag, multiple)?;
+        state.reject(settled, requeue);
+        self.done(Ok(()))
+    }
+
+    /// `basic.recover`: every unacked delivery of the channel goes back.
+    pub(crate) fn recover(&self, conn: ConnId, channel: u16) -> Result<(), AmqpError> {
+        let mut state = self.lock();
+        let chan = state.channel(conn, channel)?;
+        let last = chan.unacked.keys().next_back().copied();
+        if let Some(last) = last {
+            let settled = state.settle(conn, channel, last, true)?;
+            state.reject(settled, true);
+        }
+        self.done(Ok(()))
+    }
+
+    // ---- the harness's view ----
+
+    pub(crate) fn published(&self) -> Vec<Published> {
+        self.lock().published.clone()
+    }
+
+    pub(crate) fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.lock().dead_letters.clone()
+    }
+
+    /// Idle: no delivery is waiting for its ack, and no queue that has a
+    /// consumer holds a ready message.
+    pub(crate) fn is_idle(&self) -> bool {
+        let state = self.lock();
+        let unacked = state
+            .connections
+            .values()
+            .flat_map(|c| c.channels.values())
+            .any(|c| !c.unacked.is_empty());
+        let waiting = state
+            .queues
+            .values()
+            .any(|q| !q.consumers.is_empty() && !q.ready.is_empty());
+        !unacked && !waiting
+    }
+
+    pub(crate) fn queue_depth(&self, queue: &str) -> Option<usize> {
+        self.lock().queues.get(queue).map(|q| q.ready.len())
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.lock().connections.len()
+    }
+
+    pub(crate) fn set_dead_letter(&self, queue: &str, exchange: &str) {
+        self.lock()
+            .dead_letter_policies
+            .insert(queue.to_owned(), exchange.to_owned());
+    }
+
+    pub(crate) fn nack_next_publishes(&self, count: u32) {
+        self.lock().nack_next += count;
+    }
+
+    /// Closes every connection as RabbitMQ does when an operator closes it:
+    /// `connection.close` 320, then the socket a moment later.
+    pub(crate) fn close_connections(&self, abrupt: bool) {
+        let state = self.lock();
+        for connection in state.connections.values() {
+            if !abrupt {
+                let mut w = FrameWriter::default();
+                w.method(
+                    0,
+                    10,
+                    50,
+                    &[
+                        Arg::U16(320),
+                        Arg::Short("CONNECTION_FORCED - Closed via the test kit"),
+                        Arg::U16(0),
+                        Arg::U16(0),
+                    ],
+                );
+                let _ = connection.outgoing.send(w.bytes);
+            }
+            connection.abort.cancel();
+        }
+    }
+
+    pub(crate) fn delete_queue_by_operator(&self, queue: &str) -> bool {
+        let mut state = self.lock();
+        let existed = state.queues.contains_key(queue);
+        state.delete_queue(queue);
+        self.done(existed)
+    }
+}
+
+impl State {
+    fn connection(&mut self, conn: ConnId) -> Result<&mut Connection, AmqpError> {
+        self.connections.get_mut(&conn).ok_or_else(|| AmqpError {
+            code: 320,
+            text: "CONNECTION_FORCED".into(),
+            connection: true,
+        })
+    }
+
+    fn channel(&mut self, conn: ConnId, channel: u16) -> Result<&mut Channel, AmqpError> {
+        self.connection(conn)?
+            .channels
+            .get_mut(&channel)
+            .ok_or_else(|| AmqpError {
+                code: 504,
+                text: format!("CHANNEL_ERROR - expected 'channel.open' on channel {channel}"),
+                connection: true,
+            })
+    }
+
+    fn usable_queue(&mut self, conn: ConnId, name: &str) -> Result<&mut Queue, AmqpError> {
+        match self.queues.get_mut(name) {
+            None => Err(refuse(
+                NOT_FOUND,
+                format!("NOT_FOUND - no queue '{name}' in vhost '/'"),
+            )),
+            Some(queue) if queue.exclusive_owner.is_some_and(|owner| owner != conn) => {
+                Err(locked(name))
+            }
+            Some(queue) => Ok(queue),
+        }
+    }
+
+    /// Writes frames to a connection's socket queue.
+    fn send(&self, conn: ConnId, build: impl FnOnce(&mut FrameWriter)) {
+        if let Some(connection) = self.connections.get(&conn) {
+            let mut writer = FrameWriter::default();
+            build(&mut writer);
+            let _ = connection.outgoing.send(writer.bytes);
+        }
+    }
+
+    /// Puts a message in every queue it routes to; false when none.
+    fn enqueue(&mut self, message: &Message) -> bool {
+        let targets: Vec<String> = if message.exchange.is_empty() {
+            vec![message.routing_key.clone()]
+        } else {
+            let kind = self
+                .exchanges
+                .get(&message.exchange)
+                .map(String::as_str)
+                .unwrap_or("topic");
+            let mut targets: Vec<String> = self
+                .bindings
+                .iter()
+                .filter(|b| b.exchange == message.exchange)
+                .filter(|b| match kind {
+                    "fanout" => true,
+                    "direct" => b.pattern.as_str() == message.routing_key,
+                    _ => b.pattern.matches(&message.routing_key),
+                })
+                .map(|b| b.queue.clone())
+                .collect();
+            targets.sort();
+            targets.dedup();
+            targets
+        };
+        let mut routed = false;
+        for name in targets {
+            if let Some(queue) = self.queues.get_mut(&name) {
+                queue.ready.push_back(message.clone());
+                routed = true;
+                self.pump(&name);
+            }
+        }
+        routed
+    }
+
+    /// Hands ready messages to consumers with room, in turn.
+    fn pump(&mut self, name: &str) {
+        loop {
+            let Some(queue) = self.queues.get_mut(name) else {
+                return;
+            };
+            if queue.ready.is_empty() || queue.consumers.is_empty() {
+                return;
+            }
+            let count = queue.consumers.len();
+            let mut chosen = None;
+            for step in 0..count {
+                let index = (queue.cursor + step) % count;
+                let (conn, channel, tag) = &queue.consumers[index];
+                let has_room = self
+                    .connections
+                    .get(conn)
+                    .and_then(|c| c.channels.get(channel))
+                    .and_then(|c| c.consumers.get(tag))
+                    .is_some_and(|c| {
+                        c.no_ack || c.prefetch == 0 || c.unacked < u32::from(c.prefetch)
+                    });
+                if has_room {
+                    chosen = Some(index);
+                    break;
+                }
+            }
+            let Some(index) = chosen else { return };
+            queue.cursor = (index + 1) % count;
+            let (conn, channel, tag) = queue.consumers[index].clone();
+            let Some(message) = queue.ready.pop_front() else {
+                return;
+            };
+            let Some(connection) = self.connections.get_mut(&conn) else {
+                return;
+            };
+            let frame_max = connection.frame_max;
+            let Some(chan) = connection.channels.get_mut(&channel) else {
+                return;
+            };
+            chan.next_tag += 1;
+            let delivery_tag = chan.next_tag;
+            let Some(consumer) = chan.consumers.get_mut(&tag) else {
+                return;
+            };
+            if !consumer.no_ack {
+                consumer.unacked += 1;
+                chan.unacked.insert(
+                    delivery_tag,
+                    Unacked {
+                        queue: name.to_owned(),
+                        consumer: Some(tag.clone()),
+                        message: message.clone(),
+                    },
+                );
+            }
+            self.send(conn, |w| {
+                w.method(
+                    channel,
+                    60,
+                    60,
+                    &[
+                        Arg::Short(&tag),
+                        Arg::U64(delivery_tag),
+                        Arg::U8(u8::from(message.redelivered)),
+                        Arg::Short(&message.exchange),
+                        Arg::Short(&message.routing_key),
+                    ],
+                );
+                w.content(channel, &message.properties, &message.body, frame_max);
+            });
+        }
+    }
+
+    /// Removes acked or rejected deliveries from the channel's ledger.
+    fn settle(
+        &mut self,
+        conn: ConnId,
+        channel: u16,
+        tag: u64,
+        multiple: bool,
+    ) -> Result<Vec<(String, Message)>, AmqpError> {
+        let chan = self.channel(conn, channel)?;
+        let tags: Vec<u64> = if multiple {
+            chan.unacked.range(..=tag).map(|(t, _)| *t).collect()
+        } else {
+            vec![tag]
+        };
+        if tags.is_empty() || (!multiple && !chan.unacked.contains_key(&tag)) {
+            return Err(refuse(
+                PRECONDITION_FAILED,
+                format!("PRECONDITION_FAILED - unknown delivery tag {tag}"),
+            ));
+        }
+        let mut settled = Vec::with_capacity(tags.len());
+        for tag in tags {
+            if let Some(entry) = chan.unacked.remove(&tag) {
+                if let Some(consumer) = entry
+                    .consumer
+                    .as_ref()
+                    .and_then(|c| chan.consumers.get_mut(c))
+                {
+                    consumer.unacked = consumer.unacked.saturating_sub(1);
+                }
+                settled.push((entry.queue, entry.message));
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Requeues (at the head, as redelivered) or dead-letters.
+    fn reject(&mut self, settled: Vec<(String, Message)>, requeue: bool) {
+        let mut touched = Vec::new();
+        for (queue, mut message) in settled.into_iter().rev() {
+            if requeue {
+                if let Some(q) = self.queues.get_mut(&queue) {
+                    message.redelivered = true;
+                    q.ready.push_front(message);
+                }
+            } else {
+                self.dead_letter(&queue, message);
+            }
+            touched.push(queue);
+        }
+        touched.dedup();
+        for queue in touched {
+            self.pump(&queue);
+        }
+    }
+
+    fn dead_letter(&mut self, queue: &str, message: Message) {
+        let arguments = self.queues.get(queue).map(|q| &q.arguments);
+        let argument = |key: &str| -> Option<String> {
+            let key = key.try_into().ok()?;
+            match arguments?.get(&key)? {
+                FieldValue::S(text) => Some(text.to_string()),
+                _ => None,
+            }
+        };
+        let exchange = argument("x-dead-letter-exchange")
+            .or_else(|| self.dead_letter_policies.get(queue).cloned());
+        let routing_key =
+            argument("x-dead-letter-routing-key").unwrap_or_else(|| message.routing_key.clone());
+        let Some(exchange) = exchange else { return };
+        let properties = with_death(&message, queue);
+        self.dead_letters.push(DeadLetter::new(
+            queue,
+            &Published::new(
+                &message.exchange,
+                &message.routing_key,
+                &properties,
+                &message.body,
+            ),
+        ));
+        if !exchange.is_empty() && !self.exchanges.contains_key(&exchange) {
+            return;
+        }
+        let dead = Message {
+            exchange,
+            routing_key,
+            properties: Arc::new(properties),
+            body: message.body,
+            redelivered: false,
+        };
+        self.enqueue(&dead);
+    }
+
+    fn cancel(&mut self, conn: ConnId, channel: u16, tag: &str) {
+        let Some(consumer) = self
+            .connections
+            .get_mut(&conn)
+            .and_then(|c| c.channels.get_mut(&channel))
+            .and_then(|c| c.consumers.remove(tag))
+        else {
+            return;
+        };
+        let delete = match self.queues.get_mut(&consumer.queue) {
+            Some(queue) => {
+                queue
+                    .consumers
+                    .retain(|(c, ch, t)| !(*c == conn && *ch == channel && t == tag));
+                queue.cursor = 0;
+                queue.auto_delete && queue.consumers.is_empty()
+            }
+            None => false,
+        };
+        if delete {
+            self.delete_queue(&consumer.queue);
+        }
+    }
+
+    fn close_channel(&mut self, conn: ConnId, channel: u16) {
+        let tags: Vec<String> = self
+            .connections
+            .get(&conn)
+            .and_then(|c| c.channels.get(&channel))
+            .map(|c| c.consumers.keys().cloned().collect())
+            .unwrap_or_default();
+        for tag in tags {
+            self.cancel(conn, channel, &tag);
+        }
+        let Some(chan) = self
+            .connections
+            .get_mut(&conn)
+            .and_then(|c| c.channels.remove(&channel))
+        else {
+            return;
+        };
+        let settled = chan
+            .unacked
+            .into_values()
+            .map(|u| (u.queue, u.message))
+            .collect();
+        self.reject(settled, true);
+    }
+
+    /// Deletes a queue and its bindings; its consumers are told with a
+    /// server-sent `basic.cancel`, as RabbitMQ does.
+    fn delete_queue(&mut self, name: &str) {
+        let Some(queue) = self.queues.remove(name) else {
+            return;
+        };
+        self.bindings.retain(|binding| binding.queue != name);
+        for (conn, channel, tag) in queue.consumers {
+            if let Some(chan) = self
+                .connections
+                .get_mut(&conn)
+                .and_then(|c| c.channels.get_mut(&channel))
+            {
+                chan.consumers.remove(&tag);
+            }
+            self.send(conn, |w| {
+                w.method(channel, 60, 30, &[Arg::Short(&tag), Arg::U8(0)])
+            });
+        }
+    }
+}
+
+fn no_exchange(name: &str) -> AmqpError {
+    refuse(
+        NOT_FOUND,
+        format!("NOT_FOUND - no exchange '{name}' in vhost '/'"),
+    )
+}
+
+fn locked(name: &str) -> AmqpError {
+    refuse(
+        RESOURCE_LOCKED,
+        format!(
+            "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{name}' in vhost '/'"
+        ),
+    )
+}
+
+/// The message's properties with RabbitMQ's `x-death` bookkeeping: one
+/// entry per (queue, reason), its count raised on each new death, the
+/// latest first, and the `x-first-death-*` headers set once.
+fn with_death(message: &Message, queue: &str) -> BasicProperties {
+    let mut properties = (*message.properties).clone();
+    let mut headers = properties.headers().cloned().unwrap_or_default();
+    let key = |k: &str| -> amqprs::FieldName { k.try_into().unwrap_or_default() };
+    let long = |s: &str| FieldValue::S(s.try_into().unwrap_or_default());
+    let mut deaths: Vec<FieldValue> = match headers.get(&key("x-death")) {
+        Some(FieldValue::A(array)) => array.clone().into(),
+        _ => Vec::new(),
+    };
+    let same = |entry: &FieldValue| match entry {
+        FieldValue::F(table) => {
+            table.get(&key("queue")) == Some(&long(queue))
+                && table.get(&key("reason")) == Some(&long("rejected"))
+        }
+        _ => false,
+    };
+    let previous = deaths
+        .iter()
+        .position(same)
+        .map(|index| deaths.remove(index));
+    let count = match &previous {
+        Some(FieldValue::F(table)) => match table.get(&key("count")) {
+            Some(FieldValue::l(count)) => count + 1,
+            _ => 1,
+        },
+        _ => 1,
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut entry = FieldTable::new();
+    entry.insert(key("count"), FieldValue::l(count));
+    entry.insert(key("reason"), long("rejected"));
+    entry.insert(key("queue"), long(queue));
+    entry.insert(key("time"), FieldValue::T(now));
+    entry.insert(key("exchange"), long(&message.exchange));
+    let keys: Vec<FieldValue> = vec![long(&message.routing_key)];
+    if let Ok(array) = keys.try_into() {
+        entry.insert(key("routing-keys"), FieldValue::A(array));
+    }
+    deaths.insert(0, FieldValue::F(entry));
+    headers.remove(&key("x-death"));
+    if let Ok(array) = deaths.try_into() {
+        headers.insert(key("x-death"), FieldValue::A(array));
+    }
+    for (name, value) in [
+        ("x-first-death-exchange", message.exchange.as_str()),
+        ("x-first-death-queue", queue),
+        ("x-first-death-reason", "rejected"),
+    ] {
+        if headers.get(&key(name)).is_none() {
+            headers.insert(key(name), long(value));
+        }
+    }
+    properties.with_headers(headers);
+    properties
+}
