@@ -46,17 +46,20 @@ const STEPS: &[Step] = &[
     Step {
         name: "unit and integration tests",
         // The interop suite needs its venv and binaries: its own step.
+        // `--all-features` brings in bus-service's test kit (`testing`):
+        // its own tests, pong's, and the conformance suite.
         action: Action::Cargo(&[
             "test",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--exclude",
             "bus-interop-tests",
         ]),
     },
     Step {
         name: "doc tests",
-        action: Action::Cargo(&["test", "--workspace", "--doc"]),
+        action: Action::Cargo(&["test", "--workspace", "--all-features", "--doc"]),
     },
     Step {
         name: "interoperability suite with eventail 2.3.6",

@@ -16,7 +16,7 @@ use bus_core::TopicPattern;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{Arg, FrameWriter, QueueDeclare};
+use super::frame::{Arg, Consume, FrameWriter, QueueDeclare};
 use super::record::{DeadLetter, Published};
 
 pub(crate) type ConnId = u64;
@@ -382,12 +382,16 @@ impl Broker {
         &self,
         conn: ConnId,
         channel: u16,
-        queue: &str,
-        tag: String,
-        no_ack: bool,
-        exclusive: bool,
-        no_wait: bool,
+        consume: Consume,
     ) -> Result<(), AmqpError> {
+        let Consume {
+            queue,
+            tag,
+            no_ack,
+            exclusive,
+            no_wait,
+        } = consume;
+        let queue = queue.as_str();
         let mut state = self.lock();
         let q = state.usable_queue(conn, queue)?;
         if exclusive && !q.consumers.is_empty() {

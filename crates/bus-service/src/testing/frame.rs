@@ -85,13 +85,7 @@ pub(crate) enum Method {
     Qos {
         prefetch: u16,
     },
-    Consume {
-        queue: String,
-        tag: String,
-        no_ack: bool,
-        exclusive: bool,
-        no_wait: bool,
-    },
+    Consume(Consume),
     Cancel {
         tag: String,
         no_wait: bool,
@@ -133,6 +127,16 @@ pub(crate) struct QueueDeclare {
     pub(crate) auto_delete: bool,
     pub(crate) no_wait: bool,
     pub(crate) arguments: FieldTable,
+}
+
+/// `basic.consume`'s arguments.
+#[derive(Debug)]
+pub(crate) struct Consume {
+    pub(crate) queue: String,
+    pub(crate) tag: String,
+    pub(crate) no_ack: bool,
+    pub(crate) exclusive: bool,
+    pub(crate) no_wait: bool,
 }
 
 /// Reads one frame; `frame_max` bounds the payload so a bad size cannot
@@ -281,13 +285,13 @@ fn decode_method(payload: &[u8]) -> Result<Method, FrameError> {
             let queue = r.short_str()?;
             let tag = r.short_str()?;
             let bits = r.u8()?;
-            Method::Consume {
+            Method::Consume(Consume {
                 queue,
                 tag,
                 no_ack: bits & 2 != 0,
                 exclusive: bits & 4 != 0,
                 no_wait: bits & 8 != 0,
-            }
+            })
         }
         (60, 30) => {
             let tag = r.short_str()?;

@@ -54,8 +54,8 @@ async fn serve(socket: TcpStream, broker: Arc<Broker>, abort: CancellationToken)
     tokio::spawn(write_frames(writer, queue, abort.clone()));
     let mut header = [0u8; 8];
     if reader.read_exact(&mut header).await.is_err() || &header != frame::PROTOCOL_HEADER {
+        // The writer sends this, then ends the socket once `outgoing` is gone.
         let _ = outgoing.send(frame::PROTOCOL_HEADER.to_vec());
-        abort.cancel();
         return;
     }
     send(&outgoing, |w| {
@@ -346,15 +346,7 @@ impl Session<'_> {
                 broker.qos(conn, channel, prefetch)?;
                 self.ok(channel, false, 60, 11, &[]);
             }
-            Method::Consume {
-                queue,
-                tag,
-                no_ack,
-                exclusive,
-                no_wait,
-            } => {
-                broker.consume(conn, channel, &queue, tag, no_ack, exclusive, no_wait)?;
-            }
+            Method::Consume(consume) => broker.consume(conn, channel, consume)?,
             Method::Cancel { tag, no_wait } => {
                 broker.cancel(conn, channel, &tag)?;
                 self.ok(channel, no_wait, 60, 31, &[Arg::Short(&tag)]);
