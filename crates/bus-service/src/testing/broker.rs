@@ -96,7 +96,26 @@ struct Connection {
 struct Binding {
     exchange: String,
     queue: String,
-    pattern: TopicPattern,
+    key: String,
+    /// `None` for the empty key, which bus-core's pattern refuses but
+    /// RabbitMQ accepts (fanout bindings usually have it).
+    pattern: Option<TopicPattern>,
+}
+
+impl Binding {
+    /// Whether a message published with `routing_key` to this binding's
+    /// exchange, of type `kind`, goes through it.
+    fn routes(&self, kind: &str, routing_key: &str) -> bool {
+        match kind {
+            "fanout" => true,
+            "direct" => self.key == routing_key,
+            // The empty key has no words: it matches the empty key only.
+            _ => self
+                .pattern
+                .as_ref()
+                .map_or(routing_key.is_empty(), |p| p.matches(routing_key)),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -308,21 +327,16 @@ impl Broker {
         if !state.exchanges.contains_key(exchange) {
             return Err(no_exchange(exchange));
         }
-        let pattern = TopicPattern::new(key).map_err(|error| {
-            refuse(
-                PRECONDITION_FAILED,
-                format!("PRECONDITION_FAILED - {error}"),
-            )
-        })?;
         let exists = state
             .bindings
             .iter()
-            .any(|b| b.exchange == exchange && b.queue == queue && b.pattern.as_str() == key);
+            .any(|b| b.exchange == exchange && b.queue == queue && b.key == key);
         if !exists {
             state.bindings.push(Binding {
                 exchange: exchange.to_owned(),
                 queue: queue.to_owned(),
-                pattern,
+                key: key.to_owned(),
+                pattern: TopicPattern::new(key).ok(),
             });
         }
         Ok(())
@@ -339,7 +353,7 @@ impl Broker {
         state.usable_queue(conn, queue)?;
         state
             .bindings
-            .retain(|b| !(b.exchange == exchange && b.queue == queue && b.pattern.as_str() == key));
+            .retain(|b| !(b.exchange == exchange && b.queue == queue && b.key == key));
         Ok(())
     }
 
@@ -378,6 +392,7 @@ impl Broker {
 
     /// Starts a consumer; `consume-ok` is written here, before the first
     /// delivery it may cause.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn consume(
         &self,
         conn: ConnId,
@@ -732,11 +747,7 @@ impl State {
                 .bindings
                 .iter()
                 .filter(|b| b.exchange == message.exchange)
-                .filter(|b| match kind {
-                    "fanout" => true,
-                    "direct" => b.pattern.as_str() == message.routing_key,
-                    _ => b.pattern.matches(&message.routing_key),
-                })
+                .filter(|b| b.routes(kind, &message.routing_key))
                 .map(|b| b.queue.clone())
                 .collect();
             targets.sort();
