@@ -274,22 +274,36 @@ impl Broker {
             if queue.exclusive_owner.is_some_and(|owner| owner != conn) {
                 return Err(locked(&name));
             }
-            if !declare.passive && queue.durable != declare.durable {
-                return Err(refuse(
-                    PRECONDITION_FAILED,
-                    format!(
-                        "PRECONDITION_FAILED - inequivalent arg 'durable' for queue '{name}' in vhost '/': received '{}' but current is '{}'",
-                        declare.durable, queue.durable
-                    ),
-                ));
-            }
-            if !declare.passive && queue.arguments != declare.arguments {
-                return Err(refuse(
-                    PRECONDITION_FAILED,
-                    format!(
-                        "PRECONDITION_FAILED - inequivalent arguments for queue '{name}' in vhost '/'"
-                    ),
-                ));
+            if !declare.passive {
+                // RabbitMQ's order: exclusivity (strict), durable,
+                // auto-delete, then the arguments it knows.
+                if queue.exclusive_owner != declare.exclusive.then_some(conn) {
+                    return Err(locked(&name));
+                }
+                let inequivalent =
+                    |what: &str, received: &dyn std::fmt::Debug, current: &dyn std::fmt::Debug| {
+                        refuse(
+                            PRECONDITION_FAILED,
+                            format!(
+                                "PRECONDITION_FAILED - inequivalent arg '{what}' for queue '{name}' in vhost '/': received {received:?} but current is {current:?}"
+                            ),
+                        )
+                    };
+                if queue.durable != declare.durable {
+                    return Err(inequivalent("durable", &declare.durable, &queue.durable));
+                }
+                if queue.auto_delete != declare.auto_delete {
+                    return Err(inequivalent(
+                        "auto_delete",
+                        &declare.auto_delete,
+                        &queue.auto_delete,
+                    ));
+                }
+                if let Some(key) = inequivalent_argument(&queue.arguments, &declare.arguments) {
+                    let received = declare.arguments.get(&field(key));
+                    let current = queue.arguments.get(&field(key));
+                    return Err(inequivalent(key, &received, &current));
+                }
             }
             let (ready, consumers) = counts(queue);
             return Ok((name, ready, consumers));
@@ -1001,6 +1015,61 @@ impl State {
             });
         }
     }
+}
+
+/// The queue arguments RabbitMQ compares when a queue is declared again
+/// (its `declare_args`); it ignores any other.
+const COMPARED_ARGUMENTS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-quorum-initial-group-size",
+    "x-queue-type",
+    "x-queue-master-locator",
+    "x-queue-leader-locator",
+    "x-initial-cluster-size",
+    "x-delivery-limit",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+];
+
+fn field(key: &str) -> amqprs::FieldName {
+    key.try_into().unwrap_or_default()
+}
+
+/// The first compared argument whose values differ; integers of any width
+/// are equal when their values are, as RabbitMQ compares type classes.
+fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<&'static str> {
+    let integer = |value: &FieldValue| match value {
+        FieldValue::b(n) => Some(i64::from(*n)),
+        FieldValue::B(n) => Some(i64::from(*n)),
+        FieldValue::s(n) => Some(i64::from(*n)),
+        FieldValue::u(n) => Some(i64::from(*n)),
+        FieldValue::I(n) => Some(i64::from(*n)),
+        FieldValue::i(n) => Some(i64::from(*n)),
+        FieldValue::l(n) => Some(*n),
+        _ => None,
+    };
+    COMPARED_ARGUMENTS.iter().copied().find(|key| {
+        let key = field(key);
+        match (current.get(&key), received.get(&key)) {
+            (None, None) => false,
+            (Some(a), Some(b)) => match (integer(a), integer(b)) {
+                (Some(a), Some(b)) => a != b,
+                _ => a != b,
+            },
+            _ => true,
+        }
+    })
 }
 
 fn no_exchange(name: &str) -> AmqpError {
