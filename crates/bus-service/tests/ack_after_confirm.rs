@@ -13,30 +13,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use amqprs::channel::{BasicGetArguments, QueueDeclareArguments, QueuePurgeArguments};
-use amqprs::{FieldTable, FieldValue};
 use bus_core::{Value, commands_queue};
-use bus_service::{Context, HandlerResult, Message, Outcome, Service, TraceEvent};
+use bus_service::TraceEvent;
 use bus_test_support::amqp_props::from_amqprs;
 use bus_test_support::{QueueCleanup, amqp_url, unique};
 use probe::trace::{recording, replay, snapshot, wait_for_trace};
-use probe::{Probe, WAIT, builder, queue_row, start, stop};
-
-/// Publishes `copies` events `<svc>.Out` for each command it handles.
-struct Fanout {
-    event: String,
-    copies: usize,
-}
-
-impl Service for Fanout {
-    async fn handle_command(&self, ctx: Context, msg: Message) -> HandlerResult {
-        let payload = msg.value()?;
-        for _ in 0..self.copies {
-            ctx.publish_event(&self.event, &payload, ctx.conversation_id())
-                .await?;
-        }
-        Ok(Outcome::Done)
-    }
-}
+use probe::{Fanout, Probe, WAIT, builder, queue_row, start, stop};
 
 #[tokio::test]
 async fn deliveries_are_acked_only_after_their_outputs_are_confirmed_and_pipelined() {
@@ -130,21 +112,7 @@ async fn a_nacked_output_is_published_again_and_the_ack_waits_for_it() {
 
     // A queue that holds one message and makes the broker nack publishes
     // beyond that, bound to the event the handler publishes.
-    let mut arguments = FieldTable::new();
-    arguments.insert("x-max-length".try_into().unwrap(), FieldValue::I(1));
-    arguments.insert(
-        "x-overflow".try_into().unwrap(),
-        FieldValue::S("reject-publish".try_into().unwrap()),
-    );
-    let full = probe
-        .declare_bound(
-            QueueDeclareArguments::exclusive_server_named()
-                .arguments(arguments)
-                .finish(),
-            "events",
-            &event,
-        )
-        .await;
+    let full = probe.declare_rejecting("events", &event, 1).await;
     probe
         .publish(
             "",

@@ -96,7 +96,26 @@ struct Connection {
 struct Binding {
     exchange: String,
     queue: String,
-    pattern: TopicPattern,
+    key: String,
+    /// `None` for the empty key, which bus-core's pattern refuses but
+    /// RabbitMQ accepts (fanout bindings usually have it).
+    pattern: Option<TopicPattern>,
+}
+
+impl Binding {
+    /// Whether a message published with `routing_key` to this binding's
+    /// exchange, of type `kind`, goes through it.
+    fn routes(&self, kind: &str, routing_key: &str) -> bool {
+        match kind {
+            "fanout" => true,
+            "direct" => self.key == routing_key,
+            // The empty key has no words: it matches the empty key only.
+            _ => self
+                .pattern
+                .as_ref()
+                .map_or(routing_key.is_empty(), |p| p.matches(routing_key)),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -255,22 +274,36 @@ impl Broker {
             if queue.exclusive_owner.is_some_and(|owner| owner != conn) {
                 return Err(locked(&name));
             }
-            if !declare.passive && queue.durable != declare.durable {
-                return Err(refuse(
-                    PRECONDITION_FAILED,
-                    format!(
-                        "PRECONDITION_FAILED - inequivalent arg 'durable' for queue '{name}' in vhost '/': received '{}' but current is '{}'",
-                        declare.durable, queue.durable
-                    ),
-                ));
-            }
-            if !declare.passive && queue.arguments != declare.arguments {
-                return Err(refuse(
-                    PRECONDITION_FAILED,
-                    format!(
-                        "PRECONDITION_FAILED - inequivalent arguments for queue '{name}' in vhost '/'"
-                    ),
-                ));
+            if !declare.passive {
+                // RabbitMQ's order: exclusivity (strict), durable,
+                // auto-delete, then the arguments it knows.
+                if queue.exclusive_owner != declare.exclusive.then_some(conn) {
+                    return Err(locked(&name));
+                }
+                let inequivalent =
+                    |what: &str, received: &dyn std::fmt::Debug, current: &dyn std::fmt::Debug| {
+                        refuse(
+                            PRECONDITION_FAILED,
+                            format!(
+                                "PRECONDITION_FAILED - inequivalent arg '{what}' for queue '{name}' in vhost '/': received {received:?} but current is {current:?}"
+                            ),
+                        )
+                    };
+                if queue.durable != declare.durable {
+                    return Err(inequivalent("durable", &declare.durable, &queue.durable));
+                }
+                if queue.auto_delete != declare.auto_delete {
+                    return Err(inequivalent(
+                        "auto_delete",
+                        &declare.auto_delete,
+                        &queue.auto_delete,
+                    ));
+                }
+                if let Some(key) = inequivalent_argument(&queue.arguments, &declare.arguments) {
+                    let received = declare.arguments.get(&field(key));
+                    let current = queue.arguments.get(&field(key));
+                    return Err(inequivalent(key, &received, &current));
+                }
             }
             let (ready, consumers) = counts(queue);
             return Ok((name, ready, consumers));
@@ -308,21 +341,16 @@ impl Broker {
         if !state.exchanges.contains_key(exchange) {
             return Err(no_exchange(exchange));
         }
-        let pattern = TopicPattern::new(key).map_err(|error| {
-            refuse(
-                PRECONDITION_FAILED,
-                format!("PRECONDITION_FAILED - {error}"),
-            )
-        })?;
         let exists = state
             .bindings
             .iter()
-            .any(|b| b.exchange == exchange && b.queue == queue && b.pattern.as_str() == key);
+            .any(|b| b.exchange == exchange && b.queue == queue && b.key == key);
         if !exists {
             state.bindings.push(Binding {
                 exchange: exchange.to_owned(),
                 queue: queue.to_owned(),
-                pattern,
+                key: key.to_owned(),
+                pattern: TopicPattern::new(key).ok(),
             });
         }
         Ok(())
@@ -339,7 +367,7 @@ impl Broker {
         state.usable_queue(conn, queue)?;
         state
             .bindings
-            .retain(|b| !(b.exchange == exchange && b.queue == queue && b.pattern.as_str() == key));
+            .retain(|b| !(b.exchange == exchange && b.queue == queue && b.key == key));
         Ok(())
     }
 
@@ -736,11 +764,7 @@ impl State {
                 .bindings
                 .iter()
                 .filter(|b| b.exchange == message.exchange)
-                .filter(|b| match kind {
-                    "fanout" => true,
-                    "direct" => b.pattern.as_str() == message.routing_key,
-                    _ => b.pattern.matches(&message.routing_key),
-                })
+                .filter(|b| b.routes(kind, &message.routing_key))
                 .map(|b| b.queue.clone())
                 .collect();
             targets.sort();
@@ -994,6 +1018,61 @@ impl State {
             });
         }
     }
+}
+
+/// The queue arguments RabbitMQ compares when a queue is declared again
+/// (its `declare_args`); it ignores any other.
+const COMPARED_ARGUMENTS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-quorum-initial-group-size",
+    "x-queue-type",
+    "x-queue-master-locator",
+    "x-queue-leader-locator",
+    "x-initial-cluster-size",
+    "x-delivery-limit",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+];
+
+fn field(key: &str) -> amqprs::FieldName {
+    key.try_into().unwrap_or_default()
+}
+
+/// The first compared argument whose values differ; integers of any width
+/// are equal when their values are, as RabbitMQ compares type classes.
+fn inequivalent_argument(current: &FieldTable, received: &FieldTable) -> Option<&'static str> {
+    let integer = |value: &FieldValue| match value {
+        FieldValue::b(n) => Some(i64::from(*n)),
+        FieldValue::B(n) => Some(i64::from(*n)),
+        FieldValue::s(n) => Some(i64::from(*n)),
+        FieldValue::u(n) => Some(i64::from(*n)),
+        FieldValue::I(n) => Some(i64::from(*n)),
+        FieldValue::i(n) => Some(i64::from(*n)),
+        FieldValue::l(n) => Some(*n),
+        _ => None,
+    };
+    COMPARED_ARGUMENTS.iter().copied().find(|key| {
+        let key = field(key);
+        match (current.get(&key), received.get(&key)) {
+            (None, None) => false,
+            (Some(a), Some(b)) => match (integer(a), integer(b)) {
+                (Some(a), Some(b)) => a != b,
+                _ => a != b,
+            },
+            _ => true,
+        }
+    })
 }
 
 fn no_exchange(name: &str) -> AmqpError {

@@ -22,7 +22,7 @@
 //! transactions, authentication (any user and vhost is accepted),
 //! exchange-to-exchange bindings, and flow control.
 //!
-//! The conformance suite (`tests/integration/tests/conformance.rs`) runs the
+//! The conformance suite (`crates/bus-service/tests/conformance.rs`) runs the
 //! same behaviour tests on this bus and on RabbitMQ, so that the two cannot
 //! drift apart unnoticed.
 //!

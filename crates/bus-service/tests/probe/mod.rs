@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use amqprs::callbacks::ChannelCallback;
 use amqprs::channel::{
-    BasicConsumeArguments, BasicPublishArguments, Channel, ConsumerMessage,
+    BasicConsumeArguments, BasicPublishArguments, Channel, ConfirmSelectArguments, ConsumerMessage,
     ExchangeDeclareArguments, QueueBindArguments, QueueDeclareArguments,
 };
 use amqprs::connection::Connection;
-use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, Nack, Return};
+use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
 use bus_core::{
     CONVERSATION_ID_HEADER, Codec, Exchange, OutgoingMessage, Properties, STATUS_HEADER, Value,
 };
@@ -149,17 +149,45 @@ impl Listener {
     }
 }
 
-/// Forwards the reply code of a broker-side channel close.
-struct CloseCode(mpsc::UnboundedSender<u16>);
+/// What the broker answered to a publish on a confirm channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// `basic.return`, with its reply code and routing key.
+    Returned(u16, String),
+    /// `basic.ack`.
+    Acked,
+    /// `basic.nack`.
+    Nacked,
+}
+
+/// Forwards the reply code of a broker-side channel close, and returns and
+/// confirms in the order the channel got them.
+struct ChannelEvents {
+    codes: mpsc::UnboundedSender<u16>,
+    answers: mpsc::UnboundedSender<Answer>,
+}
+
+impl ChannelEvents {
+    /// Events and their receiving ends.
+    fn new() -> (
+        ChannelEvents,
+        mpsc::UnboundedReceiver<u16>,
+        mpsc::UnboundedReceiver<Answer>,
+    ) {
+        let (codes, codes_rx) = mpsc::unbounded_channel();
+        let (answers, answers_rx) = mpsc::unbounded_channel();
+        (ChannelEvents { codes, answers }, codes_rx, answers_rx)
+    }
+}
 
 #[async_trait::async_trait]
-impl ChannelCallback for CloseCode {
+impl ChannelCallback for ChannelEvents {
     async fn close(
         &mut self,
         _channel: &Channel,
         close: CloseChannel,
     ) -> Result<(), amqprs::error::Error> {
-        let _ = self.0.send(close.reply_code());
+        let _ = self.codes.send(close.reply_code());
         Ok(())
     }
     async fn cancel(
@@ -176,15 +204,23 @@ impl ChannelCallback for CloseCode {
     ) -> Result<bool, amqprs::error::Error> {
         Ok(active)
     }
-    async fn publish_ack(&mut self, _channel: &Channel, _ack: Ack) {}
-    async fn publish_nack(&mut self, _channel: &Channel, _nack: Nack) {}
+    async fn publish_ack(&mut self, _channel: &Channel, _ack: Ack) {
+        let _ = self.answers.send(Answer::Acked);
+    }
+    async fn publish_nack(&mut self, _channel: &Channel, _nack: Nack) {
+        let _ = self.answers.send(Answer::Nacked);
+    }
     async fn publish_return(
         &mut self,
         _channel: &Channel,
-        _ret: Return,
+        ret: Return,
         _properties: BasicProperties,
         _content: Vec<u8>,
     ) {
+        let _ = self.answers.send(Answer::Returned(
+            ret.reply_code(),
+            ret.routing_key().clone(),
+        ));
     }
 }
 
@@ -207,7 +243,7 @@ impl Probe {
             .expect("probe connects");
         let channel = connection.open_channel(None).await.expect("probe channel");
         channel
-            .register_callback(CloseCode(mpsc::unbounded_channel().0))
+            .register_callback(ChannelEvents::new().0)
             .await
             .expect("callback");
         Probe {
@@ -238,6 +274,16 @@ impl Probe {
         self.consume(&queue).await
     }
 
+    /// A fresh `reply_to` key `<prefix>-….Reply`, and a listener for the
+    /// results sent to it.
+    pub(crate) async fn listen_for_results(&self, prefix: &str) -> (String, Listener) {
+        let reply_to = format!("{}.Reply", unique(prefix));
+        let listener = self
+            .listen("commands", std::slice::from_ref(&reply_to))
+            .await;
+        (reply_to, listener)
+    }
+
     /// Consumes an existing queue.
     pub(crate) async fn consume(&self, queue: &str) -> Listener {
         let (_, rx) = self
@@ -263,6 +309,30 @@ impl Probe {
         key: &str,
     ) -> String {
         bus_test_support::declare_bound(&self.channel, args, exchange, key).await
+    }
+
+    /// Declares an exclusive queue bound to `exchange` with `key` that holds
+    /// at most `max_length` messages and makes RabbitMQ nack any publish
+    /// beyond (`reject-publish`); returns its name.
+    pub(crate) async fn declare_rejecting(
+        &self,
+        exchange: &str,
+        key: &str,
+        max_length: i32,
+    ) -> String {
+        let mut arguments = FieldTable::new();
+        arguments.insert(
+            "x-max-length".try_into().unwrap(),
+            FieldValue::I(max_length),
+        );
+        arguments.insert(
+            "x-overflow".try_into().unwrap(),
+            FieldValue::S("reject-publish".try_into().unwrap()),
+        );
+        let args = QueueDeclareArguments::exclusive_server_named()
+            .arguments(arguments)
+            .finish();
+        self.declare_bound(args, exchange, key).await
     }
 
     /// The number of ready messages in `queue`.
@@ -364,10 +434,46 @@ impl Probe {
         self.send(&message).await;
     }
 
+    /// Publishes a mandatory message on a fresh channel in confirm mode;
+    /// returns what the broker answered, up to and including its confirm.
+    pub(crate) async fn publish_mandatory(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties,
+        body: Vec<u8>,
+    ) -> Vec<Answer> {
+        let (channel, _, mut answers_rx) = self.fresh_channel().await;
+        channel
+            .confirm_select(ConfirmSelectArguments::default())
+            .await
+            .expect("confirm mode");
+        channel
+            .basic_publish(
+                to_amqprs(properties),
+                body,
+                BasicPublishArguments::new(exchange, routing_key)
+                    .mandatory(true)
+                    .finish(),
+            )
+            .await
+            .expect("mandatory publish");
+        let mut answers = Vec::new();
+        while !answers.contains(&Answer::Acked) && !answers.contains(&Answer::Nacked) {
+            let answer = tokio::time::timeout(WAIT, answers_rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no confirm within {WAIT:?}: {answers:?}"))
+                .expect("channel open");
+            answers.push(answer);
+        }
+        let _ = channel.close().await;
+        answers
+    }
+
     /// Runs `declare` on a fresh channel: `Ok` if the broker accepts it,
     /// or the reply code it closed the channel with.
     pub(crate) async fn try_declare_queue(&self, args: QueueDeclareArguments) -> Result<(), u16> {
-        let (channel, mut codes) = self.fresh_channel().await;
+        let (channel, mut codes, _) = self.fresh_channel().await;
         let result = channel.queue_declare(args).await;
         Probe::outcome(channel, result.map(|_| ()), &mut codes).await
     }
@@ -377,7 +483,7 @@ impl Probe {
         &self,
         args: ExchangeDeclareArguments,
     ) -> Result<(), u16> {
-        let (channel, mut codes) = self.fresh_channel().await;
+        let (channel, mut codes, _) = self.fresh_channel().await;
         let result = channel.exchange_declare(args).await;
         Probe::outcome(channel, result, &mut codes).await
     }
@@ -394,18 +500,21 @@ impl Probe {
         }
     }
 
-    async fn fresh_channel(&self) -> (Channel, mpsc::UnboundedReceiver<u16>) {
+    async fn fresh_channel(
+        &self,
+    ) -> (
+        Channel,
+        mpsc::UnboundedReceiver<u16>,
+        mpsc::UnboundedReceiver<Answer>,
+    ) {
         let channel = self
             .connection
             .open_channel(None)
             .await
             .expect("open channel");
-        let (tx, rx) = mpsc::unbounded_channel();
-        channel
-            .register_callback(CloseCode(tx))
-            .await
-            .expect("callback");
-        (channel, rx)
+        let (events, codes, answers) = ChannelEvents::new();
+        channel.register_callback(events).await.expect("callback");
+        (channel, codes, answers)
     }
 
     async fn outcome(
@@ -581,6 +690,24 @@ pub(crate) fn text<'a>(value: &'a Value, key: &str) -> &'a str {
         .get(key)
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no text {key:?} in {value}"))
+}
+
+/// A service that publishes `copies` events `event` for each command it
+/// handles, with the command's payload and conversation.
+pub(crate) struct Fanout {
+    pub(crate) event: String,
+    pub(crate) copies: usize,
+}
+
+impl Service for Fanout {
+    async fn handle_command(&self, ctx: Context, msg: Message) -> HandlerResult {
+        let payload = msg.value()?;
+        for _ in 0..self.copies {
+            ctx.publish_event(&self.event, &payload, ctx.conversation_id())
+                .await?;
+        }
+        Ok(Outcome::Done)
+    }
 }
 
 /// A service that hands every event, command and result to the test, and

@@ -1,0 +1,718 @@
+//! The conformance suite: each behaviour is written once, generic over the
+//! transport, and runs on the test kit's in-memory bus (`testkit_*`) and on
+//! RabbitMQ (`broker_*`). A `testkit_` test failing where its `broker_` twin
+//! passes means the in-memory bus drifted from RabbitMQ.
+//!
+//! The behaviours use only what both transports offer: the runtime's API
+//! and raw AMQP through the probe. Setups that cannot be written the same
+//! way on both are methods of [`Transport`].
+#![cfg(feature = "testing")]
+
+mod probe;
+#[path = "conformance/transport.rs"]
+mod transport;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bus_core::{Codec, Properties, Status, Value, commands_queue};
+use bus_service::{
+    CallError, Client, Context, HandlerError, Outcome, Router, ServiceBuilder, ServiceHandle,
+    ServiceState, TraceEvent,
+};
+use bus_test_support::unique;
+use futures_util::future::join_all;
+use probe::trace::{Trace, recording, replay, snapshot, wait_for_trace};
+use probe::{Answer, Fanout, Listener, Probe, WAIT, start, start_in_state, stop};
+use tokio::sync::mpsc;
+use transport::{Memory, Rabbit, Transport};
+
+/// Instantiates each behaviour on both transports, under the two names.
+macro_rules! conformance {
+    ($($behaviour:ident: $testkit:ident, $broker:ident;)*) => {$(
+        #[tokio::test]
+        async fn $testkit() {
+            $behaviour(Memory::start().await).await;
+        }
+
+        #[tokio::test]
+        async fn $broker() {
+            $behaviour(Rabbit::start().await).await;
+        }
+    )*};
+}
+
+conformance! {
+    topic_wildcards: testkit_topic_wildcards, broker_topic_wildcards;
+    load_balancing: testkit_load_balancing, broker_load_balancing;
+    retry_once_then_dead_letter:
+        testkit_retry_once_then_dead_letter, broker_retry_once_then_dead_letter;
+    ack_after_confirm: testkit_ack_after_confirm, broker_ack_after_confirm;
+    nacked_output_republished:
+        testkit_nacked_output_republished, broker_nacked_output_republished;
+    configuration_phase: testkit_configuration_phase, broker_configuration_phase;
+    results_to_reply_to: testkit_results_to_reply_to, broker_results_to_reply_to;
+    unroutable_returns: testkit_unroutable_returns, broker_unroutable_returns;
+    redelivered_after_connection_loss:
+        testkit_redelivered_after_connection_loss, broker_redelivered_after_connection_loss;
+    queue_redeclaration: testkit_queue_redeclaration, broker_queue_redeclaration;
+}
+
+/// An event route that reports the routing key of what it handles.
+fn report(
+    keys: &mpsc::UnboundedSender<String>,
+) -> impl Fn(Context, Value) -> std::future::Ready<()> + Send + Sync + 'static {
+    let keys = keys.clone();
+    move |ctx, _| {
+        let _ = keys.send(ctx.routing_key().unwrap_or_default().to_owned());
+        std::future::ready(())
+    }
+}
+
+async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>, what: &str) -> T {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
+        .expect("sender alive")
+}
+
+/// `*` is exactly one word, `#` zero or more, anywhere in the pattern; a
+/// message matching two bindings of a queue is delivered once.
+async fn topic_wildcards<T: Transport>(mut t: T) {
+    let svc = t.service_name("routing");
+    let p = unique("rt");
+    let (tx, mut handled) = mpsc::unbounded_channel();
+    let router = Router::new()
+        .event(&format!("{p}.*.created"), report(&tx))
+        .event(&format!("{p}.audit.#"), report(&tx))
+        .event(&format!("{p}.#.done"), report(&tx))
+        .event(&format!("{p}.end"), report(&tx));
+    // One handler at a time keeps the order of the deliveries.
+    let handle = start(t.builder(&svc).concurrency(1), router).await;
+    let probe = t.probe().await;
+
+    let cases = [
+        ("order.created", true),
+        ("order.line.created", false),
+        ("created", false),
+        ("audit", true),
+        ("audit.login", true),
+        ("audit.login.failed.twice", true),
+        ("auditing.login", false),
+        ("done", true),
+        ("a.b.c.done", true),
+        ("done.late", false),
+        ("audit.created", true),
+    ];
+    for (suffix, _) in cases {
+        probe
+            .publish_event(&format!("{p}.{suffix}"), &Value::Null, "conv")
+            .await;
+    }
+    let others = format!("{}.order.created", unique("rt"));
+    probe.publish_event(&others, &Value::Null, "conv").await;
+    probe
+        .publish_event(&format!("{p}.end"), &Value::Null, "conv")
+        .await;
+
+    let sentinel = format!("{p}.end");
+    let expected: Vec<String> = cases
+        .iter()
+        .filter(|(_, routed)| *routed)
+        .map(|(suffix, _)| format!("{p}.{suffix}"))
+        .chain([sentinel.clone()])
+        .collect();
+    // The sentinel is published last: once it is handled, every event
+    // before it has been routed or dropped.
+    let mut got = Vec::new();
+    while got.last() != Some(&sentinel) {
+        got.push(next(&mut handled, "the next routed event").await);
+    }
+    assert_eq!(got, expected);
+    stop(handle).await;
+    assert!(handled.try_recv().is_err(), "nothing after the sentinel");
+    probe.close().await;
+}
+
+/// Two instances of a service share its queue: both take part, and each
+/// command is handled exactly once.
+async fn load_balancing<T: Transport>(mut t: T) {
+    const COMMANDS: u64 = 40;
+    let svc = t.service_name("balanced");
+    let handled: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+    let instance = |number: u64| {
+        let handled = Arc::clone(&handled);
+        Router::new().command("Work", move |ctx: Context, n: u64| {
+            let handled = Arc::clone(&handled);
+            async move {
+                handled.lock().unwrap().push((number, n));
+                // Long enough for the next commands to go to the other one.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                ctx.reply_success(&number).await?;
+                Ok::<(), HandlerError>(())
+            }
+        })
+    };
+    let first = start(t.builder(&svc), instance(1)).await;
+    let second = start(t.builder(&svc), instance(2)).await;
+    let client = Client::connect(t.builder(&unique("lb-client")), WAIT)
+        .await
+        .expect("client");
+
+    let command = format!("{svc}.Work");
+    let (client_ref, command_ref) = (&client, &command);
+    let calls =
+        (0..COMMANDS).map(|n| async move { (n, client_ref.call(command_ref, &n, WAIT).await) });
+    let mut answered_by = BTreeMap::new();
+    for (n, reply) in join_all(calls).await {
+        let reply = reply.unwrap_or_else(|e| panic!("command {n}: {e}"));
+        assert_eq!(reply.status, Status::Success);
+        answered_by.insert(n, reply.payload::<u64>().expect("instance number"));
+    }
+
+    let handled = handled.lock().unwrap().clone();
+    let mut by = BTreeMap::new();
+    for (number, n) in &handled {
+        assert_eq!(
+            answered_by[n], *number,
+            "command {n} answered by its handler"
+        );
+        *by.entry(*number).or_insert(0) += 1;
+    }
+    assert_eq!(handled.len() as u64, COMMANDS, "each command handled once");
+    assert!(by.len() == 2, "both instances take part: {by:?}");
+    client.close().await.expect("close client");
+    stop(first).await;
+    stop(second).await;
+}
+
+/// A failing handler is retried once (redelivered), then the message goes
+/// to the queue's dead-letter exchange with RabbitMQ's `x-death` headers.
+async fn retry_once_then_dead_letter<T: Transport>(mut t: T) {
+    let svc = t.service_name("retry");
+    let probe = t.probe().await;
+    let dlx = unique("dlx");
+    probe.declare_exchange(&dlx, "fanout").await;
+    let mut dead_letters = probe.listen(&dlx, &[""]).await;
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let router = Router::new().command("Do", move |ctx: Context, _: Value| {
+        let redelivered = ctx.delivery().expect("a delivery").redelivered();
+        let _ = tx.send(redelivered);
+        std::future::ready(Err::<(), _>(HandlerError::msg("refused")))
+    });
+    let builder = t
+        .builder(&svc)
+        .queue_argument("x-dead-letter-exchange", dlx.as_str());
+    let handle = start(builder, router).await;
+
+    let command = format!("{svc}.Do");
+    let conversation = unique("conv");
+    let payload = Value::map([("n", Value::from(7i64))]);
+    probe
+        .send_command(&command, &payload, &conversation, "nobody.Reply", "1")
+        .await;
+    assert!(!next(&mut seen, "the first delivery").await);
+    assert!(next(&mut seen, "the redelivery").await, "redelivered");
+
+    let dead = dead_letters.next("the dead letter").await;
+    assert_eq!(
+        (dead.exchange.as_str(), dead.routing_key.as_str()),
+        (dlx.as_str(), command.as_str())
+    );
+    assert_eq!(dead.conversation_id(), Some(conversation.as_str()));
+    assert_eq!(dead.value(), payload);
+    let queue = commands_queue(&svc);
+    let death = dead.x_death();
+    let field = |name: &str| death.get(name).cloned();
+    assert_eq!(field("reason"), Some(Value::from("rejected")));
+    assert_eq!(field("queue"), Some(Value::from(queue.as_str())));
+    assert_eq!(field("exchange"), Some(Value::from("commands")));
+    assert_eq!(field("count").and_then(|c| c.as_i64()), Some(1));
+    assert_eq!(
+        field("routing-keys"),
+        Some(Value::Array(vec![Value::from(command.as_str())]))
+    );
+    for (header, value) in [
+        ("x-first-death-queue", queue.as_str()),
+        ("x-first-death-exchange", "commands"),
+        ("x-first-death-reason", "rejected"),
+    ] {
+        assert_eq!(dead.header(header), Some(value), "{header}");
+    }
+
+    let late = dead_letters.drain_for(Duration::from_millis(300)).await;
+    assert!(late.is_empty(), "one dead letter: {late:?}");
+    assert!(seen.try_recv().is_err(), "handled twice, no more");
+    let counters = handle.health().counters();
+    assert_eq!((counters.failed, counters.dead_lettered), (2, 1));
+    stop(handle).await;
+    probe.close().await;
+}
+
+/// A [`Fanout`] service publishing `copies` events per command, traced,
+/// with a listener for its events.
+struct FanoutBench {
+    svc: String,
+    probe: Probe,
+    outputs: Listener,
+    trace: Trace,
+    handle: ServiceHandle,
+}
+
+impl FanoutBench {
+    async fn start<T: Transport>(
+        t: &mut T,
+        prefix: &str,
+        copies: usize,
+        tune: impl FnOnce(ServiceBuilder) -> ServiceBuilder,
+    ) -> FanoutBench {
+        let svc = t.service_name(prefix);
+        let event = format!("{svc}.Out");
+        let probe = t.probe().await;
+        let outputs = probe.listen("events", std::slice::from_ref(&event)).await;
+        let (trace, observer) = recording();
+        let builder = t
+            .builder(&svc)
+            .command_keys([format!("{svc}.Do")])
+            .observe(observer);
+        let handle = start(tune(builder), Fanout { event, copies }).await;
+        FanoutBench {
+            svc,
+            probe,
+            outputs,
+            trace,
+            handle,
+        }
+    }
+
+    fn event(&self) -> String {
+        format!("{}.Out", self.svc)
+    }
+}
+
+/// Sends `count` commands `<svc>.Do`, each with a fresh conversation.
+async fn send_commands(probe: &Probe, svc: &str, count: usize) {
+    for i in 0..count {
+        let payload = Value::map([("i", Value::from(i as i64))]);
+        let correlation = i.to_string();
+        probe
+            .send_command(
+                &format!("{svc}.Do"),
+                &payload,
+                &unique("conv"),
+                "nobody.Reply",
+                &correlation,
+            )
+            .await;
+    }
+}
+
+/// Deliveries are acked only after the broker confirmed everything their
+/// handlers published, and every output reaches the broker.
+async fn ack_after_confirm<T: Transport>(mut t: T) {
+    const COMMANDS: usize = 50;
+    const COPIES: usize = 2;
+    let FanoutBench {
+        svc,
+        probe,
+        mut outputs,
+        trace,
+        handle,
+    } = FanoutBench::start(&mut t, "ack", COPIES, |b| b.prefetch(10)).await;
+
+    send_commands(&probe, &svc, COMMANDS).await;
+    wait_for_trace(&trace, "every ack", |t| replay(t).acked.len() == COMMANDS).await;
+    stop(handle).await;
+
+    let trace = snapshot(&trace);
+    let result = replay(&trace);
+    let finished: Vec<usize> = trace
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::HandlerFinished { outputs, .. } => Some(outputs.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished, [COPIES; COMMANDS], "each command handled once");
+    assert!(
+        result.waited_for_confirms > 0,
+        "some acks had to wait for confirms, so the replay checked them: {result:?}"
+    );
+    for i in 0..COMMANDS * COPIES {
+        outputs.next(&format!("output {i}")).await;
+    }
+    probe.close().await;
+}
+
+/// An output the broker nacks is published again after the retry delay,
+/// and its delivery's ack waits until the broker confirms it. A nacked
+/// message still reached the queues that took it, as RabbitMQ does.
+async fn nacked_output_republished<T: Transport>(mut t: T) {
+    let bench = FanoutBench::start(&mut t, "ack-nack", 1, |b| {
+        b.retry_delay(Duration::from_millis(300))
+    })
+    .await;
+    let event = bench.event();
+    let FanoutBench {
+        svc,
+        probe,
+        mut outputs,
+        trace,
+        handle,
+    } = bench;
+
+    let refusal = t.refuse_publishes(&probe, &event, 2).await;
+    send_commands(&probe, &svc, 1).await;
+    let nacks = |t: &[TraceEvent]| {
+        t.iter()
+            .filter(|e| matches!(e, TraceEvent::BrokerNacked { .. }))
+            .count()
+    };
+    wait_for_trace(&trace, "two broker nacks", |t| nacks(t) >= 2).await;
+    t.accept_publishes(&probe, refusal).await;
+    let acked = |t: &[TraceEvent]| t.iter().any(|e| matches!(e, TraceEvent::Acked { .. }));
+    wait_for_trace(&trace, "the ack", acked).await;
+    stop(handle).await;
+
+    let trace = snapshot(&trace);
+    replay(&trace);
+    let id = trace
+        .iter()
+        .find_map(|e| match e {
+            TraceEvent::HandlerFinished { outputs, .. } => Some(outputs.clone()),
+            _ => None,
+        })
+        .expect("handler finished");
+    assert_eq!(id.len(), 1, "one output");
+    let id = id[0];
+    let attempts = trace
+        .iter()
+        .filter(|e| matches!(e, TraceEvent::Published { id: i, .. } if *i == id))
+        .count();
+    assert!(attempts >= 3, "published again after each nack: {attempts}");
+    let position = |pick: &dyn Fn(&TraceEvent) -> bool| {
+        trace.iter().rposition(pick).expect("event in the trace")
+    };
+    let last_nack = position(&|e| matches!(e, TraceEvent::BrokerNacked { id: i } if *i == id));
+    let confirm = position(&|e| matches!(e, TraceEvent::Confirmed { id: i } if *i == id));
+    let ack = position(&|e| matches!(e, TraceEvent::Acked { .. }));
+    assert!(
+        last_nack < confirm && confirm < ack,
+        "nack, confirm, then ack"
+    );
+
+    for attempt in 0..attempts {
+        let output = outputs.next(&format!("attempt {attempt}")).await;
+        assert_eq!(output.value().get("i").and_then(Value::as_i64), Some(0));
+    }
+    let extra = outputs.drain_for(Duration::from_millis(200)).await;
+    assert!(extra.is_empty(), "one copy per attempt: {extra:?}");
+    probe.close().await;
+}
+
+/// The number of ready messages and of consumers of `queue`.
+async fn queue_counts(probe: &Probe, queue: &str) -> (u32, u32) {
+    let (_, messages, consumers) = probe
+        .channel()
+        .queue_declare(
+            amqprs::channel::QueueDeclareArguments::new(queue)
+                .passive(true)
+                .finish(),
+        )
+        .await
+        .expect("passive declare")
+        .expect("declare-ok");
+    (messages, consumers)
+}
+
+/// What a configurable service went through.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Configured(bool),
+    Ready,
+    Command,
+}
+
+/// A command sent before the service is configured waits in its queue,
+/// which nobody consumes, until a configuration handler says "configured".
+async fn configuration_phase<T: Transport>(mut t: T) {
+    let svc = t.service_name("config");
+    let probe = t.probe().await;
+    let (reply_to, mut replies) = probe.listen_for_results("probe").await;
+    let (tx, mut steps) = mpsc::unbounded_channel();
+    let (on_config, on_ready) = (tx.clone(), tx.clone());
+    let router = Router::new()
+        .configuration(&format!("{svc}.config.*"), move |_ctx, done: bool| {
+            let _ = on_config.send(Step::Configured(done));
+            std::future::ready(Ok(done))
+        })
+        .on_ready(move |_ctx| {
+            let _ = on_ready.send(Step::Ready);
+            std::future::ready(())
+        })
+        .command("Do", move |ctx: Context, _: Value| {
+            let _ = tx.send(Step::Command);
+            async move { ctx.reply_success(&"done").await }
+        });
+    let handle = start_in_state(t.builder(&svc), router, ServiceState::Configuring).await;
+
+    let conversation = unique("conv");
+    probe
+        .send_command(
+            &format!("{svc}.Do"),
+            &Value::Null,
+            &conversation,
+            &reply_to,
+            "c-1",
+        )
+        .await;
+    let queue = commands_queue(&svc);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while queue_counts(&probe, &queue).await != (1, 0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command waits in its queue"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let config = |name: &str, done: bool| {
+        let body = Codec::Cbor
+            .encode_value(&Value::Bool(done))
+            .expect("encode");
+        bus_core::OutgoingMessage::configuration(&format!("{svc}.config.{name}"), Codec::Cbor, body)
+            .expect("valid")
+    };
+    probe.send(&config("partial", false)).await;
+    assert_eq!(next(&mut steps, "a step").await, Step::Configured(false));
+    assert_eq!(handle.health().state(), ServiceState::Configuring);
+    assert_eq!(queue_counts(&probe, &queue).await, (1, 0), "still waiting");
+    assert!(replies.drain_for(Duration::ZERO).await.is_empty());
+
+    probe.send(&config("complete", true)).await;
+    assert_eq!(next(&mut steps, "a step").await, Step::Configured(true));
+    let mut after = vec![
+        next(&mut steps, "a step").await,
+        next(&mut steps, "a step").await,
+    ];
+    after.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(after, [Step::Command, Step::Ready]);
+    let reply = replies.next("the reply to the early command").await;
+    assert_eq!(reply.status(), Some("success"));
+    assert_eq!(reply.conversation_id(), Some(conversation.as_str()));
+    stop(handle).await;
+    probe.close().await;
+}
+
+/// Results go to the `commands` exchange under the caller's `reply_to`,
+/// with the status, the command's correlation id and its conversation id.
+async fn results_to_reply_to<T: Transport>(mut t: T) {
+    let svc = t.service_name("reply");
+    let probe = t.probe().await;
+    let (reply_to, mut replies) = probe.listen_for_results("caller").await;
+    let router = Router::new().command("Echo", |ctx: Context, text: String| async move {
+        if text == "fail" {
+            ctx.reply_error(&text).await
+        } else {
+            ctx.reply_success(&text).await
+        }
+    });
+    let handle = start(t.builder(&svc), router).await;
+
+    let command = format!("{svc}.Echo");
+    for (text, status) in [("hello", "success"), ("fail", "error")] {
+        let conversation = unique("conv");
+        let correlation = unique("corr");
+        probe
+            .send_command(
+                &command,
+                &Value::from(text),
+                &conversation,
+                &reply_to,
+                &correlation,
+            )
+            .await;
+        let reply = replies.next("the result").await;
+        assert_eq!(reply.exchange, "commands");
+        assert_eq!(reply.routing_key, reply_to);
+        assert_eq!(reply.status(), Some(status));
+        assert_eq!(
+            reply.properties.correlation_id.as_deref(),
+            Some(correlation.as_str())
+        );
+        assert_eq!(reply.conversation_id(), Some(conversation.as_str()));
+        assert_eq!(reply.payload::<String>(), text);
+    }
+    stop(handle).await;
+    probe.close().await;
+}
+
+/// A call nobody listens to fails as unroutable; a raw mandatory message
+/// with no queue to go to is returned before its confirm, a routed one is
+/// only confirmed.
+async fn unroutable_returns<T: Transport>(t: T) {
+    let probe = t.probe().await;
+    let client = Client::connect(t.builder(&unique("caller")), WAIT)
+        .await
+        .expect("client");
+    let nobody = format!("{}.Nobody", unique("ghost"));
+    match client.call(&nobody, &Value::Null, WAIT).await {
+        Err(CallError::Unroutable { command }) => assert_eq!(command, nobody),
+        other => panic!("expected unroutable, got {other:?}"),
+    }
+    client.close().await.expect("close client");
+
+    let properties = Properties::default();
+    let no_queue = unique("no-queue");
+    for (exchange, key) in [("commands", nobody.as_str()), ("", no_queue.as_str())] {
+        let answers = probe
+            .publish_mandatory(exchange, key, &properties, b"lost".to_vec())
+            .await;
+        assert_eq!(
+            answers,
+            [Answer::Returned(312, key.to_owned()), Answer::Acked],
+            "{exchange:?}"
+        );
+    }
+    let somebody = format!("{}.Somebody", unique("host"));
+    let mut listener = probe
+        .listen("events", std::slice::from_ref(&somebody))
+        .await;
+    let answers = probe
+        .publish_mandatory("events", &somebody, &properties, b"kept".to_vec())
+        .await;
+    assert_eq!(answers, [Answer::Acked]);
+    assert_eq!(listener.next("the routed message").await.body, b"kept");
+    probe.close().await;
+}
+
+/// A delivery left unacked when the connection closes comes again, flagged
+/// redelivered, once the service has reconnected.
+async fn redelivered_after_connection_loss<T: Transport>(mut t: T) {
+    let svc = t.service_name("redeliver");
+    let probe = t.probe().await;
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let router = Router::new().command("Hold", move |ctx: Context, n: i64| {
+        let redelivered = ctx.delivery().expect("a delivery").redelivered();
+        let _ = tx.send((n, redelivered));
+        // Left unacked the first time, acked when it comes again.
+        std::future::ready(if redelivered {
+            Outcome::Done
+        } else {
+            Outcome::Deferred
+        })
+    });
+    let handle = start(t.builder(&svc), router).await;
+    probe
+        .send_command(
+            &format!("{svc}.Hold"),
+            &Value::from(5i64),
+            &unique("conv"),
+            "nobody.Reply",
+            "1",
+        )
+        .await;
+    assert_eq!(next(&mut seen, "the delivery").await, (5, false));
+
+    t.close_connections(&svc).await;
+    assert_eq!(next(&mut seen, "the redelivery").await, (5, true));
+    assert!(handle.health().counters().reconnections >= 1);
+    assert!(handle.health().wait_for(ServiceState::Ready, WAIT).await);
+    stop(handle).await;
+    let again = tokio::time::timeout(Duration::from_millis(300), seen.recv()).await;
+    assert!(
+        matches!(again, Ok(None) | Err(_)),
+        "handled twice only: {again:?}"
+    );
+}
+
+/// Declaring an existing queue again succeeds only with equivalent
+/// properties and arguments; another connection's exclusive queue is
+/// locked; a passive declare finds what exists. This is how the runtime
+/// learns that a service queue was declared differently.
+async fn queue_redeclaration<T: Transport>(mut t: T) {
+    use amqprs::channel::QueueDeclareArguments as Declare;
+    use amqprs::{FieldTable, FieldValue};
+    use probe::{NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED};
+
+    let svc = t.service_name("declare");
+    let queue = commands_queue(&svc);
+    let probe = t.probe().await;
+    let with = |key: &str, value: &str| {
+        let mut arguments = FieldTable::new();
+        arguments.insert(
+            key.try_into().unwrap(),
+            FieldValue::S(value.try_into().unwrap()),
+        );
+        Declare::durable_client_named(&queue)
+            .arguments(arguments)
+            .finish()
+    };
+    let cases = [
+        (
+            "the first declare",
+            Declare::durable_client_named(&queue),
+            Ok(()),
+        ),
+        (
+            "the same again",
+            Declare::durable_client_named(&queue),
+            Ok(()),
+        ),
+        (
+            "not durable",
+            Declare::new(&queue),
+            Err(PRECONDITION_FAILED),
+        ),
+        (
+            "auto-delete",
+            Declare::durable_client_named(&queue)
+                .auto_delete(true)
+                .finish(),
+            Err(PRECONDITION_FAILED),
+        ),
+        (
+            "with a dead-letter exchange",
+            with("x-dead-letter-exchange", "dlx"),
+            Err(PRECONDITION_FAILED),
+        ),
+        (
+            "with an argument RabbitMQ ignores",
+            with("x-bus-unknown", "1"),
+            Ok(()),
+        ),
+        (
+            "exclusive",
+            Declare::durable_client_named(&queue)
+                .exclusive(true)
+                .finish(),
+            Err(RESOURCE_LOCKED),
+        ),
+        (
+            "passive",
+            Declare::new(&queue).passive(true).finish(),
+            Ok(()),
+        ),
+        (
+            "passive, missing",
+            Declare::new(&unique("missing")).passive(true).finish(),
+            Err(NOT_FOUND),
+        ),
+    ];
+    for (case, declare, expected) in cases {
+        assert_eq!(probe.try_declare_queue(declare).await, expected, "{case}");
+    }
+
+    let other = t.probe().await;
+    let (private, _, _) = other
+        .channel()
+        .queue_declare(Declare::exclusive_server_named())
+        .await
+        .expect("declare")
+        .expect("declare-ok");
+    let passive = Declare::new(&private).passive(true).finish();
+    assert_eq!(probe.try_declare_queue(passive).await, Err(RESOURCE_LOCKED));
+    other.close().await;
+    probe.close().await;
+}
