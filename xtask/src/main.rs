@@ -5,11 +5,11 @@
 //! - `cargo xtask demo` gets that broker and shows `pong` and `ping` at
 //!   work with `bus logger` and `bus send` (see [`demo`]).
 //! - `cargo xtask test` gets that broker, then runs every test of the
-//!   workspace, the interoperability suite last (see [`test`]).
+//!   workspace, the interoperability suite last (see [`mod@test`]).
 //! - `cargo xtask interop` runs the interoperability suite with eventail
 //!   2.3.6 alone (see [`interop`]).
 //! - `cargo xtask bench` measures our `pong` against a raw amqprs echo and
-//!   eventail, and writes `docs/performance.md` (see [`bench`]).
+//!   eventail, and writes `docs/performance.md` (see [`mod@bench`]).
 //!
 //! Every failure ends with one line on stderr and a non-zero exit code.
 
