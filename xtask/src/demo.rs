@@ -320,11 +320,13 @@ async fn copy(
 ) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if signal.as_ref().is_some_and(|(word, _)| line.contains(word))
-            && let Some((_, tx)) = signal.take()
-        {
-            let _ = tx.send(());
-        }
+        signal = match signal.take() {
+            Some((word, tx)) if line.contains(word) => {
+                let _ = tx.send(());
+                None
+            }
+            other => other,
+        };
         println!("{name:>NAME_WIDTH$} | {line}");
     }
 }

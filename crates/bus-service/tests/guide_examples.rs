@@ -1,4 +1,5 @@
-//! The teaching examples `clock`, `configured`, `publisher` and `client`
+//! The teaching examples `clock`, `configured`, `publisher`, `client` and
+//! `first_service` (the README's)
 //! run as programs, each on a virtual host of its own (so their fixed
 //! service names share no queue with another test), and do what their
 //! header comments say.
@@ -165,5 +166,59 @@ async fn client_calls_pong_and_reports_how_the_call_ended() {
     };
     assert!(answered.contains("pong answered: HI\n"), "{answered}");
     terminated_cleanly(&mut pong).await;
+    probe.close().await;
+}
+
+/// The README's "Write your first service" is `examples/first_service.rs`,
+/// verbatim: the example is compiled with the others and run below, so the
+/// snippet cannot rot.
+#[test]
+fn readme_shows_the_first_service_example_verbatim() {
+    let package = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = package.ancestors().nth(2).expect("the workspace root");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let example = std::fs::read_to_string(package.join("examples/first_service.rs"))
+        .expect("examples/first_service.rs");
+    let section = readme
+        .split_once("## Write your first service")
+        .map(|(_, after)| after)
+        .expect("a \"Write your first service\" section in README.md");
+    let block = section
+        .split_once("```rust\n")
+        .and_then(|(_, code)| code.split_once("```\n"))
+        .map(|(code, _)| code)
+        .expect("a rust code block in that section");
+    assert_eq!(
+        block, example,
+        "the README's first service differs from examples/first_service.rs: copy the file into it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_service_answers_greet() {
+    let (vhost, probe) = on_a_vhost_of_its_own("hello").await;
+    let mut command = std::process::Command::new(programs::examples_dir().join("first_service"));
+    command.env("AMQP_URL", vhost.url());
+    let mut hello = Program::spawn("first_service", &mut command);
+    let client = Client::connect(ServiceBuilder::new(&unique("asker")).url(vhost.url()), WAIT)
+        .await
+        .expect("client");
+    let deadline = std::time::Instant::now() + WAIT;
+    let reply = loop {
+        match client
+            .call("hello.Greet", &json!({ "name": "Ada" }), WAIT)
+            .await
+        {
+            // hello may not have declared its queue yet.
+            Err(CallError::Unroutable { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other.expect("an answer from hello"),
+        }
+    };
+    let answer: serde_json::Value = reply.payload().expect("payload");
+    assert_eq!(answer, json!({ "greeting": "Hello, Ada!" }));
+    client.close().await.expect("close client");
+    terminated_cleanly(&mut hello).await;
     probe.close().await;
 }
