@@ -2,17 +2,20 @@
 //!
 //! - `cargo xtask broker up|down|status` finds, starts, stops or describes
 //!   the RabbitMQ broker the tests use (see [`broker`]).
+//! - `cargo xtask demo` gets that broker and shows `pong` and `ping` at
+//!   work with `bus logger` and `bus send` (see [`demo`]).
 //! - `cargo xtask test` gets that broker, then runs every test of the
-//!   workspace, the interoperability suite last (see [`test`]).
+//!   workspace, the interoperability suite last (see [`mod@test`]).
 //! - `cargo xtask interop` runs the interoperability suite with eventail
 //!   2.3.6 alone (see [`interop`]).
 //! - `cargo xtask bench` measures our `pong` against a raw amqprs echo and
-//!   eventail, and writes `docs/performance.md` (see [`bench`]).
+//!   eventail, and writes `docs/performance.md` (see [`mod@bench`]).
 //!
 //! Every failure ends with one line on stderr and a non-zero exit code.
 
 mod bench;
 mod broker;
+mod demo;
 mod interop;
 mod launch;
 mod paths;
@@ -55,6 +58,10 @@ enum Command {
         #[command(subcommand)]
         action: BrokerAction,
     },
+    /// Get a broker (as `broker up`), build and run the `pong` and `ping`
+    /// examples with `bus logger` showing their logs, send one command with
+    /// `bus send`, then stop everything.
+    Demo(DemoArgs),
     /// Get a broker (as `broker up`), then run all unit, integration and doc
     /// tests, then the interoperability suite (skipped without python3).
     Test(WaitArgs),
@@ -74,6 +81,15 @@ struct InteropArgs {
     /// Run only the scenarios whose name contains one of these words.
     #[arg(value_name = "FILTER")]
     filters: Vec<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    wait: WaitArgs,
+    /// Seconds to watch the services before sending the command.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    watch: u64,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +140,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             BrokerAction::Status => broker::status(&target),
         },
+        Command::Demo(args) => demo::run(
+            &target,
+            Duration::from_secs(args.wait.timeout),
+            Duration::from_secs(args.watch),
+        ),
         Command::Test(args) => test::run(&target, Duration::from_secs(args.timeout)),
         Command::Interop(args) => interop::run(
             &target,

@@ -32,7 +32,8 @@
 //! handler), `context.rs` (publish), `outbox.rs` (confirms), `ledger.rs`
 //! (ack after confirm), `session.rs` (the loop that ties them),
 //! `supervisor.rs` (reconnect). The long-form docs are in the repository's
-//! `docs/`: `runtime.md`, `protocol.md`, `guarantees.md`.
+//! `docs/`: `runtime.md`, `protocol.md`, `guarantees.md`, `architecture.md`,
+//! `operations.md`.
 
 mod amqp;
 mod batch;
