@@ -57,6 +57,7 @@ conformance! {
     redelivered_after_connection_loss:
         testkit_redelivered_after_connection_loss, broker_redelivered_after_connection_loss;
     queue_redeclaration: testkit_queue_redeclaration, broker_queue_redeclaration;
+    ack_nack_requeue: testkit_ack_nack_requeue, broker_ack_nack_requeue;
 }
 
 /// An event route that reports the routing key of what it handles.
@@ -715,4 +716,89 @@ async fn queue_redeclaration<T: Transport>(mut t: T) {
     assert_eq!(probe.try_declare_queue(passive).await, Err(RESOURCE_LOCKED));
     other.close().await;
     probe.close().await;
+}
+
+/// Acks and nacks at the AMQP level, as the runtime and `bus resurrect`
+/// use them: `multiple` settles everything up to its tag, a requeued
+/// message comes back first and flagged redelivered, `multiple` with tag 0
+/// settles everything outstanding, and an unknown tag closes the channel
+/// with 406.
+async fn ack_nack_requeue<T: Transport>(mut t: T) {
+    use amqprs::channel::{
+        BasicAckArguments, BasicGetArguments, BasicNackArguments, QueueDeclareArguments,
+    };
+
+    let svc = t.service_name("acks");
+    let queue = commands_queue(&svc);
+    let probe = t.probe().await;
+    probe
+        .channel()
+        .queue_declare(QueueDeclareArguments::durable_client_named(&queue))
+        .await
+        .expect("declare");
+    for n in 1..=4u8 {
+        probe
+            .publish("", &queue, &Default::default(), vec![n])
+            .await;
+    }
+    let get = |no: u8| {
+        let channel = probe.channel().clone();
+        let queue = queue.clone();
+        async move {
+            let (ok, _, body) = channel
+                .basic_get(BasicGetArguments::new(&queue))
+                .await
+                .expect("basic.get")
+                .unwrap_or_else(|| panic!("message {no} is in the queue"));
+            (ok.delivery_tag(), ok.redelivered(), body)
+        }
+    };
+    let mut tags = Vec::new();
+    for n in 1..=4u8 {
+        let (tag, redelivered, body) = get(n).await;
+        assert_eq!((body, redelivered), (vec![n], false));
+        tags.push(tag);
+    }
+    let channel = probe.channel();
+    // Settles 1 and 2; 3 goes back to the queue, first, redelivered.
+    channel
+        .basic_ack(BasicAckArguments::new(tags[1], true))
+        .await
+        .unwrap();
+    channel
+        .basic_nack(BasicNackArguments::new(tags[2], false, true))
+        .await
+        .unwrap();
+    let (tag, redelivered, body) = get(3).await;
+    assert_eq!(
+        (body, redelivered),
+        (vec![3], true),
+        "the requeued message, flagged"
+    );
+    // Tag 0 with `multiple`: 4 and the redelivered 3, requeued together.
+    channel
+        .basic_nack(BasicNackArguments::new(0, true, true))
+        .await
+        .unwrap();
+    let mut back = Vec::new();
+    for n in 0..2u8 {
+        let (_, redelivered, body) = get(n).await;
+        assert!(redelivered);
+        back.extend(body);
+    }
+    back.sort_unstable();
+    assert_eq!(back, [3, 4], "everything outstanding came back");
+    assert!(tag > tags[3], "delivery tags keep growing on a channel");
+    // An unknown tag is a channel error.
+    channel
+        .basic_ack(BasicAckArguments::new(tag + 100, false))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(WAIT, async {
+        while channel.is_open() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an unknown delivery tag closes the channel");
 }

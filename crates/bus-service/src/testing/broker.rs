@@ -428,15 +428,13 @@ impl Broker {
                 format!("ACCESS_REFUSED - queue '{queue}' in vhost '/' in exclusive use"),
             ));
         }
-        let chan = state.channel(conn, channel)?;
         let tag = if tag.is_empty() {
-            format!(
-                "amq.ctag-{channel}-{}",
-                chan.consumers.len() + chan.next_tag as usize
-            )
+            state.next_id += 1;
+            format!("amq.ctag-{}", state.next_id)
         } else {
             tag
         };
+        let chan = state.channel(conn, channel)?;
         if chan.consumers.contains_key(&tag) {
             return Err(AmqpError {
                 code: 530,
@@ -623,12 +621,8 @@ impl Broker {
     /// `basic.recover`: every unacked delivery of the channel goes back.
     pub(crate) fn recover(&self, conn: ConnId, channel: u16) -> Result<(), AmqpError> {
         let mut state = self.lock();
-        let chan = state.channel(conn, channel)?;
-        let last = chan.unacked.keys().next_back().copied();
-        if let Some(last) = last {
-            let settled = state.settle(conn, channel, last, true)?;
-            state.reject(settled, true);
-        }
+        let settled = state.settle(conn, channel, 0, true)?;
+        state.reject(settled, true);
         self.done(Ok(()))
     }
 
@@ -865,12 +859,15 @@ impl State {
         multiple: bool,
     ) -> Result<Vec<(String, Message)>, AmqpError> {
         let chan = self.channel(conn, channel)?;
-        let tags: Vec<u64> = if multiple {
-            chan.unacked.range(..=tag).map(|(t, _)| *t).collect()
-        } else {
-            vec![tag]
+        // As RabbitMQ: `multiple` with tag 0 settles everything outstanding;
+        // any other tag must be outstanding itself.
+        let tags: Vec<u64> = match (multiple, tag) {
+            (true, 0) => chan.unacked.keys().copied().collect(),
+            (true, _) => chan.unacked.range(..=tag).map(|(t, _)| *t).collect(),
+            (false, _) => vec![tag],
         };
-        if tags.is_empty() || (!multiple && !chan.unacked.contains_key(&tag)) {
+        let known = (multiple && tag == 0) || chan.unacked.contains_key(&tag);
+        if !known {
             return Err(refuse(
                 PRECONDITION_FAILED,
                 format!("PRECONDITION_FAILED - unknown delivery tag {tag}"),
