@@ -60,6 +60,7 @@ pub(crate) fn suite(target: &Target, ready: &Ready, filters: &[String]) -> Resul
     cmd.args(["test", "-p", "bus-interop-tests", "--test", "interop", "--"])
         .args(filters)
         .env("BUS_INTEROP_VENV", &venv)
+        .env("BUS_INTEROP_REQUIRE_MATCH", "1")
         .env("BUS_INTEROP_BIN_DIR", paths::target_dir().join("debug"));
     test::point_at_broker(&mut cmd, target, ready);
     eprintln!("==> interop: cargo test -p bus-interop-tests --test interop");
