@@ -80,7 +80,7 @@ pub(crate) fn prepare(delivery: ConsumerMessage) -> Option<Result<Message, Rejec
     Some(Ok(message))
 }
 
-/// What a handler task returns to the session.
+/// What a handler returns to the session.
 pub(crate) struct HandlerDone {
     pub(crate) scope: Arc<DeliveryScope>,
     pub(crate) result: Result<Outcome, HandlerError>,

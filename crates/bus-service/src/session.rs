@@ -1,10 +1,12 @@
 //! One session: the life of a service on one connection.
 //!
 //! topology → configuration phase → consume → dispatch → settle, in a
-//! single task that owns the ledger. Handlers run in tasks of their own and
-//! publish through the outbox; broker callbacks arrive here as events.
+//! single task that owns the ledger. Handlers run as futures of this task
+//! (no spawn, no hand-over between tasks per delivery) and publish through
+//! the outbox; broker callbacks arrive here as events.
 
-use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +15,9 @@ use amqprs::channel::{
 };
 use amqprs::connection::Connection;
 use bus_core::LogLevel;
+use futures_util::FutureExt as _;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use tokio::sync::mpsc;
-use tokio::task::{Id as TaskId, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::amqp::{BrokerEvent, ChannelEvents, ConnectionEvents};
@@ -85,6 +88,10 @@ pub(crate) struct SessionEnd {
     pub(crate) consumed: bool,
 }
 
+/// A running handler: its delivery, and what it returned or how it panicked.
+type Handler =
+    Pin<Box<dyn Future<Output = (Arc<DeliveryScope>, std::thread::Result<HandlerDone>)> + Send>>;
+
 struct Session<'a, S> {
     rt: &'a Runtime<S>,
     number: u64,
@@ -93,8 +100,7 @@ struct Session<'a, S> {
     queues: Queues,
     consumers: Consumers,
     ledger: Ledger,
-    handlers: JoinSet<HandlerDone>,
-    in_flight: HashMap<TaskId, Arc<DeliveryScope>>,
+    handlers: FuturesUnordered<Handler>,
     configured: bool,
     consumed: bool,
     stop_sender: CancellationToken,
@@ -171,8 +177,7 @@ pub(crate) async fn run<S: Service>(
         queues,
         consumers: Consumers::default(),
         ledger: Ledger::default(),
-        handlers: JoinSet::new(),
-        in_flight: HashMap::new(),
+        handlers: FuturesUnordered::new(),
         configured: false,
         consumed: false,
         stop_sender,
@@ -188,7 +193,8 @@ pub(crate) async fn run<S: Service>(
         let _ = tokio::time::timeout(Duration::from_secs(1), rt.shared.logger.flush()).await;
     }
     session.stop_sender.cancel();
-    session.handlers.abort_all();
+    // Dropping a handler's future cancels it, as aborting its task did.
+    session.handlers.clear();
     rt.shared
         .current_session
         .store(0, std::sync::atomic::Ordering::Release);
@@ -292,8 +298,8 @@ impl<S: Service> Session<'_, S> {
                     self.on_control(request);
                     Ok(())
                 }
-                Some(done) = self.handlers.join_next_with_id(), if !self.handlers.is_empty() => {
-                    self.on_handler_done(done).await
+                Some((scope, done)) = self.handlers.next(), if !self.handlers.is_empty() => {
+                    self.on_handler_done(scope, done).await
                 }
                 polled = self.consumers.next(), if self.stopping.is_none() && self.handlers.len() < concurrency => {
                     self.on_polled(polled)
@@ -460,8 +466,12 @@ impl<S: Service> Session<'_, S> {
                     self.number,
                     message,
                 );
-                let handle = self.handlers.spawn(task);
-                self.in_flight.insert(handle.id(), scope);
+                // A panic is caught here, as a task's would be, and settled
+                // like a failure: the service goes on.
+                self.handlers.push(Box::pin(async move {
+                    let done = AssertUnwindSafe(task).catch_unwind().await;
+                    (scope, done)
+                }));
                 Ok(())
             }
         }
@@ -469,29 +479,23 @@ impl<S: Service> Session<'_, S> {
 
     async fn on_handler_done(
         &mut self,
-        done: Result<(TaskId, HandlerDone), tokio::task::JoinError>,
+        scope: Arc<DeliveryScope>,
+        done: std::thread::Result<HandlerDone>,
     ) -> Result<(), EndCause> {
         let (scope, finished, configured) = match done {
-            Ok((id, done)) => {
-                self.in_flight.remove(&id);
+            Ok(done) => {
                 let outputs = done.scope.take_outputs();
                 let unconfirmed = self.observe_finish(&done.scope, outputs);
                 let finished =
                     dispatch::settle(&self.rt.shared, &done.scope, done.result, unconfirmed);
                 (done.scope, finished, done.configured)
             }
-            Err(error) => {
-                let Some(scope) = self.in_flight.remove(&error.id()) else {
-                    return Ok(());
-                };
+            Err(panic) => {
                 // A panicked handler's delivery is nacked: its outputs
                 // are traced but nothing waits for them.
                 let outputs = scope.take_outputs();
                 self.observe_finish(&scope, outputs);
-                let text = match error.try_into_panic() {
-                    Ok(panic) => panic_text(&*panic),
-                    Err(_) => "handler cancelled".to_owned(),
-                };
+                let text = panic_text(&*panic);
                 let finished = dispatch::settle_panic(&self.rt.shared, &scope, &text);
                 (scope, finished, false)
             }
