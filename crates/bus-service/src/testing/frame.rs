@@ -171,6 +171,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             let _class = reader.u16()?;
             let _weight = reader.u16()?;
             let size = reader.u64()?;
+            check_properties(reader.rest())?;
             let properties: BasicProperties = amqp_serde::from_bytes(reader.rest())
                 .map_err(|_| FrameError::Malformed("bad content header"))?;
             Ok(Frame::Header(channel, size, Box::new(properties)))
@@ -398,11 +399,73 @@ impl<'a> Reader<'a> {
 
     fn table(&mut self) -> Result<FieldTable, FrameError> {
         let start = self.bytes;
-        let len = self.u32()? as usize;
-        self.take(len)?;
-        amqp_serde::from_bytes(&start[..len + 4])
-            .map_err(|_| FrameError::Malformed("bad field table"))
+        self.skip_table(0).map_err(|_| BAD_TABLE)?;
+        let len = start.len() - self.bytes.len();
+        amqp_serde::from_bytes(&start[..len]).map_err(|_| BAD_TABLE)
     }
+
+    /// Walks a field table without decoding it: amqp_serde panics on an
+    /// unknown field type or an entry running past its table, and recurses
+    /// without bound, so only tables walked here may reach it.
+    fn skip_table(&mut self, depth: usize) -> Result<(), FrameError> {
+        let len = self.u32()? as usize;
+        let mut entries = Reader::new(self.take(len)?);
+        while !entries.bytes.is_empty() {
+            let name = entries.u8()? as usize;
+            entries.take(name)?;
+            entries.skip_value(depth)?;
+        }
+        Ok(())
+    }
+
+    fn skip_value(&mut self, depth: usize) -> Result<(), FrameError> {
+        if depth > MAX_NESTING {
+            return Err(BAD_TABLE);
+        }
+        let size = match self.u8()? {
+            b'V' => 0,
+            b't' | b'b' | b'B' => 1,
+            b's' | b'u' => 2,
+            b'I' | b'i' | b'f' => 4,
+            b'D' => 5,
+            b'l' | b'd' | b'T' => 8,
+            b'S' | b'x' => self.u32()? as usize,
+            b'F' => return self.skip_table(depth + 1),
+            b'A' => {
+                let len = self.u32()? as usize;
+                let mut items = Reader::new(self.take(len)?);
+                while !items.bytes.is_empty() {
+                    items.skip_value(depth + 1)?;
+                }
+                return Ok(());
+            }
+            _ => return Err(BAD_TABLE),
+        };
+        self.take(size).map(|_| ())
+    }
+}
+
+const BAD_TABLE: FrameError = FrameError::Malformed("bad field table");
+
+/// Tables nest deeper than this in no message the bus sends (`x-death` is
+/// an array of tables); the bound keeps decoding off the end of the stack.
+const MAX_NESTING: usize = 16;
+
+/// Checks the only part of content properties amqp_serde can choke on: the
+/// headers table, after the two short strings that may precede it.
+fn check_properties(bytes: &[u8]) -> Result<(), FrameError> {
+    let mut r = Reader::new(bytes);
+    let flags = r.u16()?;
+    for bit in [15, 14] {
+        if flags & (1 << bit) != 0 {
+            let len = r.u8()? as usize;
+            r.take(len)?;
+        }
+    }
+    if flags & (1 << 13) != 0 {
+        r.skip_table(0).map_err(|_| BAD_TABLE)?;
+    }
+    Ok(())
 }
 
 /// Builds outgoing frames into one buffer, so that a delivery (method,
@@ -497,5 +560,110 @@ impl FrameWriter {
         let size = (self.bytes.len() - start - 4) as u32;
         self.bytes[start..start + 4].copy_from_slice(&size.to_be_bytes());
         self.bytes.push(FRAME_END);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A whole frame around `payload`, as a client would send it.
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![kind, 0, 1];
+        bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(payload);
+        bytes.push(FRAME_END);
+        bytes
+    }
+
+    /// A content header whose properties carry only `headers`, a raw table.
+    fn header_with(table: &[u8]) -> Vec<u8> {
+        let mut payload = vec![0, 60, 0, 0];
+        payload.extend_from_slice(&0u64.to_be_bytes());
+        payload.extend_from_slice(&[1 << 5, 0]);
+        payload.extend_from_slice(table);
+        frame(HEADER, &payload)
+    }
+
+    /// A `queue.declare` whose arguments are `table`, raw.
+    fn declare_with(table: &[u8]) -> Vec<u8> {
+        let mut payload = vec![0, 50, 0, 10, 0, 0, 1, b'q', 2];
+        payload.extend_from_slice(table);
+        frame(METHOD, &payload)
+    }
+
+    fn table(entries: &[u8], declared: u32) -> Vec<u8> {
+        let mut bytes = declared.to_be_bytes().to_vec();
+        bytes.extend_from_slice(entries);
+        bytes
+    }
+
+    async fn read(bytes: Vec<u8>) -> Result<Frame, FrameError> {
+        read_frame(&mut bytes.as_slice(), 131_072).await
+    }
+
+    /// Tables a client can send that amqp_serde does not refuse cleanly: an
+    /// unknown field type (it panics), an entry running past the table's
+    /// length (a subtraction overflow), nesting deep enough to overflow the
+    /// stack.
+    fn malformed_tables() -> Vec<(&'static str, Vec<u8>)> {
+        let unknown_type = [1, b'k', 0x01, 0];
+        let overrun = [1, b'k', b'S', 0, 0, 0, 4, b'a', b'b', b'c', b'd'];
+        let mut deep = Vec::new();
+        for _ in 0..18_000 {
+            deep = [&[1, b'k', b'F'][..], &table(&deep, deep.len() as u32)].concat();
+        }
+        let array_overrun = [1, b'k', b'A', 0, 0, 0, 1, b'S', 0, 0, 0, 1, b'z'];
+        vec![
+            ("unknown field type", table(&unknown_type, 4)),
+            ("entry past the table's end", table(&overrun, 5)),
+            (
+                "array entry past the array's end",
+                table(&array_overrun, 13),
+            ),
+            ("deep nesting", table(&deep, deep.len() as u32)),
+        ]
+    }
+
+    #[tokio::test]
+    async fn testkit_malformed_tables_are_a_frame_error_not_a_panic() {
+        for (case, table) in malformed_tables() {
+            for (place, frame) in [
+                ("headers", header_with(&table)),
+                ("arguments", declare_with(&table)),
+            ] {
+                let read = read(frame).await;
+                assert!(
+                    matches!(read, Err(FrameError::Malformed(_))),
+                    "{case} in {place}: {:?}",
+                    read.err()
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn testkit_well_formed_tables_are_read() {
+        let mut entries = vec![1, b'a', b'S', 0, 0, 0, 2, b'h', b'i'];
+        entries.extend_from_slice(&[1, b'n', b'l', 0, 0, 0, 0, 0, 0, 0, 7]);
+        let nested = table(&[1, b'c', b't', 1], 4);
+        entries.extend_from_slice(&[1, b'x', b'A']);
+        entries.extend_from_slice(&((nested.len() + 1) as u32).to_be_bytes());
+        entries.push(b'F');
+        entries.extend_from_slice(&nested);
+        let table = table(&entries, entries.len() as u32);
+        match read(header_with(&table)).await {
+            Ok(Frame::Header(_, _, properties)) => {
+                let headers = properties.headers().expect("headers");
+                assert_eq!(headers.as_ref().len(), 3);
+            }
+            _ => panic!("a well-formed header is read"),
+        }
+        match read(declare_with(&table)).await {
+            Ok(Frame::Method(_, Method::QueueDeclare(declare))) => {
+                assert_eq!(declare.arguments.as_ref().len(), 3);
+            }
+            _ => panic!("a well-formed declare is read"),
+        }
     }
 }
