@@ -9,6 +9,8 @@
 #![cfg(feature = "testing")]
 
 mod probe;
+#[path = "conformance/raw.rs"]
+mod raw;
 #[path = "conformance/transport.rs"]
 mod transport;
 
@@ -25,6 +27,7 @@ use bus_test_support::unique;
 use futures_util::future::join_all;
 use probe::trace::{Trace, recording, replay, snapshot, wait_for_trace};
 use probe::{Answer, Fanout, Listener, Probe, WAIT, start, start_in_state, stop};
+use raw::{Arg, Raw};
 use tokio::sync::mpsc;
 use transport::{Memory, Rabbit, Transport};
 
@@ -58,6 +61,7 @@ conformance! {
         testkit_redelivered_after_connection_loss, broker_redelivered_after_connection_loss;
     queue_redeclaration: testkit_queue_redeclaration, broker_queue_redeclaration;
     ack_nack_requeue: testkit_ack_nack_requeue, broker_ack_nack_requeue;
+    unopened_channel: testkit_unopened_channel, broker_unopened_channel;
 }
 
 /// An event route that reports the routing key of what it handles.
@@ -801,4 +805,29 @@ async fn ack_nack_requeue<T: Transport>(mut t: T) {
     })
     .await;
     assert!(closed.is_ok(), "an unknown delivery tag closes the channel");
+}
+
+/// A method on a channel the client never opened closes the connection
+/// with 504 CHANNEL_ERROR, and has no effect: the queue is not declared,
+/// the message not routed.
+async fn unopened_channel<T: Transport>(mut t: T) {
+    let svc = t.service_name("unopened");
+    let queue = commands_queue(&svc);
+    let probe = t.probe().await;
+    let mut raw = Raw::open(t.url()).await;
+    let durable = [Arg::U16(0), Arg::Short(&queue), Arg::U8(2), Arg::EmptyTable];
+    raw.method(3, (50, 10), &durable).await;
+    assert_eq!(raw.expect(0, (10, 50)).await.reply_code(), Some(504));
+    assert!(!probe.queue_exists(&queue).await, "not declared");
+
+    probe
+        .channel()
+        .queue_declare(amqprs::channel::QueueDeclareArguments::durable_client_named(&queue))
+        .await
+        .expect("declare");
+    let mut raw = Raw::open(t.url()).await;
+    raw.publish(3, "", &queue, b"lost").await;
+    assert_eq!(raw.expect(0, (10, 50)).await.reply_code(), Some(504));
+    assert_eq!(probe.message_count(&queue).await, 0, "not routed");
+    probe.close().await;
 }

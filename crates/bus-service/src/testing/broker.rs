@@ -216,6 +216,11 @@ impl Broker {
         Ok(())
     }
 
+    /// Whether the channel is open: 504 CHANNEL_ERROR if not.
+    pub(crate) fn expect_open(&self, conn: ConnId, channel: u16) -> Result<(), AmqpError> {
+        self.lock().channel(conn, channel).map(|_| ())
+    }
+
     pub(crate) fn close_channel(&self, conn: ConnId, channel: u16) {
         let mut state = self.lock();
         state.close_channel(conn, channel);

@@ -243,6 +243,19 @@ impl Session<'_> {
             }
             return Ok(());
         }
+        // As RabbitMQ: anything but the handshake on a channel that is not
+        // open is a connection error, and has no effect.
+        let opening = matches!(
+            method,
+            Method::StartOk
+                | Method::TuneOk { .. }
+                | Method::ConnectionOpen
+                | Method::ChannelOpen
+                | Method::ChannelCloseOk
+        );
+        if !opening {
+            self.broker.expect_open(self.conn, channel)?;
+        }
         let result = self.apply(channel, method);
         match result {
             Err(error) => self.close_channel(channel, error),
