@@ -62,6 +62,7 @@ conformance! {
     queue_redeclaration: testkit_queue_redeclaration, broker_queue_redeclaration;
     ack_nack_requeue: testkit_ack_nack_requeue, broker_ack_nack_requeue;
     unopened_channel: testkit_unopened_channel, broker_unopened_channel;
+    crossing_channel_close: testkit_crossing_channel_close, broker_crossing_channel_close;
 }
 
 /// An event route that reports the routing key of what it handles.
@@ -830,4 +831,24 @@ async fn unopened_channel<T: Transport>(mut t: T) {
     assert_eq!(raw.expect(0, (10, 50)).await.reply_code(), Some(504));
     assert_eq!(probe.message_count(&queue).await, 0, "not routed");
     probe.close().await;
+}
+
+/// After the broker closed a channel, it ignores what comes on it but a
+/// `channel.close` (which crossed its own: it answers `close-ok`) and the
+/// `close-ok`; then the channel can be opened again.
+async fn crossing_channel_close<T: Transport>(t: T) {
+    let mut raw = Raw::open(t.url()).await;
+    raw.method(1, (20, 10), &[Arg::Short("")]).await;
+    raw.expect(1, (20, 11)).await;
+    let missing = unique("missing");
+    raw.publish(1, &missing, "key", b"x").await;
+    assert_eq!(raw.expect(1, (20, 40)).await.reply_code(), Some(404));
+    // Ignored: the channel is closing.
+    raw.publish(1, &missing, "key", b"x").await;
+    let close = [Arg::U16(200), Arg::Short("bye"), Arg::U16(0), Arg::U16(0)];
+    raw.method(1, (20, 40), &close).await;
+    raw.expect(1, (20, 41)).await;
+    raw.method(1, (20, 41), &[]).await;
+    raw.method(1, (20, 10), &[Arg::Short("")]).await;
+    raw.expect(1, (20, 11)).await;
 }

@@ -237,9 +237,14 @@ impl Session<'_> {
 
     fn method(&mut self, channel: u16, method: Method) -> Result<(), AmqpError> {
         if let Some(index) = self.closing.iter().position(|c| *c == channel) {
-            // After a server-sent close, everything but the close-ok is dropped.
-            if matches!(method, Method::ChannelCloseOk) {
-                self.closing.swap_remove(index);
+            // After a server-sent close, everything is dropped but the
+            // close-ok, and a close that crossed ours, which is answered.
+            match method {
+                Method::ChannelCloseOk => {
+                    self.closing.swap_remove(index);
+                }
+                Method::ChannelClose => self.send(|w| w.method(channel, 20, 41, &[])),
+                _ => {}
             }
             return Ok(());
         }
