@@ -293,3 +293,40 @@ async fn testkit_a_client_that_is_not_amqp_is_told_the_protocol() {
         .unwrap();
     assert_eq!(answer, b"AMQP\x00\x00\x09\x01");
 }
+
+/// Reports the reply code of the `connection.close` the broker sends.
+struct CloseCode(mpsc::UnboundedSender<u16>);
+
+#[async_trait::async_trait]
+impl amqprs::callbacks::ConnectionCallback for CloseCode {
+    async fn close(
+        &mut self,
+        _connection: &amqprs::connection::Connection,
+        close: amqprs::Close,
+    ) -> Result<(), amqprs::error::Error> {
+        let _ = self.0.send(close.reply_code());
+        Ok(())
+    }
+    async fn blocked(&mut self, _connection: &amqprs::connection::Connection, _reason: String) {}
+    async fn unblocked(&mut self, _connection: &amqprs::connection::Connection) {}
+    async fn secret_updated(&mut self, _connection: &amqprs::connection::Connection) {}
+}
+
+#[tokio::test]
+async fn testkit_closed_connections_are_told_connection_forced() {
+    let bus = MemoryBus::start().await.unwrap();
+    // The close frame once raced the socket's shutdown: try it often.
+    for attempt in 0..20 {
+        let connection = bus_test_support::connect(bus.url(), "closed")
+            .await
+            .unwrap();
+        let (codes, mut code) = mpsc::unbounded_channel();
+        connection
+            .register_callback(CloseCode(codes))
+            .await
+            .unwrap();
+        bus.inject(Failure::CloseConnections);
+        let code = tokio::time::timeout(Duration::from_secs(2), code.recv()).await;
+        assert_eq!(code.ok().flatten(), Some(320), "attempt {attempt}");
+    }
+}

@@ -105,9 +105,12 @@ async fn write_frames(
     abort: CancellationToken,
 ) {
     loop {
+        // Frames queued before the abort go first: `close_connections`
+        // queues a connection.close and aborts at once.
         let mut bytes = tokio::select! {
-            _ = abort.cancelled() => break,
+            biased;
             next = queue.recv() => match next { Some(bytes) => bytes, None => break },
+            _ = abort.cancelled() => break,
         };
         while let Ok(more) = queue.try_recv() {
             bytes.extend_from_slice(&more);
