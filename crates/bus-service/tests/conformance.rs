@@ -63,6 +63,7 @@ conformance! {
     ack_nack_requeue: testkit_ack_nack_requeue, broker_ack_nack_requeue;
     unopened_channel: testkit_unopened_channel, broker_unopened_channel;
     crossing_channel_close: testkit_crossing_channel_close, broker_crossing_channel_close;
+    requeue_position: testkit_requeue_position, broker_requeue_position;
 }
 
 /// An event route that reports the routing key of what it handles.
@@ -729,23 +730,9 @@ async fn queue_redeclaration<T: Transport>(mut t: T) {
 /// settles everything outstanding, and an unknown tag closes the channel
 /// with 406.
 async fn ack_nack_requeue<T: Transport>(mut t: T) {
-    use amqprs::channel::{
-        BasicAckArguments, BasicGetArguments, BasicNackArguments, QueueDeclareArguments,
-    };
+    use amqprs::channel::{BasicAckArguments, BasicGetArguments, BasicNackArguments};
 
-    let svc = t.service_name("acks");
-    let queue = commands_queue(&svc);
-    let probe = t.probe().await;
-    probe
-        .channel()
-        .queue_declare(QueueDeclareArguments::durable_client_named(&queue))
-        .await
-        .expect("declare");
-    for n in 1..=4u8 {
-        probe
-            .publish("", &queue, &Default::default(), vec![n])
-            .await;
-    }
+    let (probe, queue) = filled_queue(&mut t, "acks", 4).await;
     let get = |no: u8| {
         let channel = probe.channel().clone();
         let queue = queue.clone();
@@ -851,4 +838,60 @@ async fn crossing_channel_close<T: Transport>(t: T) {
     raw.method(1, (20, 41), &[]).await;
     raw.method(1, (20, 10), &[Arg::Short("")]).await;
     raw.expect(1, (20, 11)).await;
+}
+
+/// A probe, and a new durable queue holding messages `[1]` to `[count]`.
+async fn filled_queue<T: Transport>(t: &mut T, prefix: &str, count: u8) -> (Probe, String) {
+    let queue = commands_queue(&t.service_name(prefix));
+    let probe = t.probe().await;
+    probe
+        .channel()
+        .queue_declare(amqprs::channel::QueueDeclareArguments::durable_client_named(&queue))
+        .await
+        .expect("declare");
+    for n in 1..=count {
+        probe
+            .publish("", &queue, &Properties::default(), vec![n])
+            .await;
+    }
+    (probe, queue)
+}
+
+/// The next message of `queue`, by `basic.get`: its delivery tag and body.
+async fn get_one(probe: &Probe, queue: &str) -> (u64, Vec<u8>) {
+    let (ok, _, body) = probe
+        .channel()
+        .basic_get(amqprs::channel::BasicGetArguments::new(queue))
+        .await
+        .expect("basic.get")
+        .unwrap_or_else(|| panic!("a message in {queue}"));
+    (ok.delivery_tag(), body)
+}
+
+async fn nack(probe: &Probe, tag: u64, requeue: bool) {
+    probe
+        .channel()
+        .basic_nack(amqprs::channel::BasicNackArguments::new(
+            tag, false, requeue,
+        ))
+        .await
+        .expect("basic.nack");
+}
+
+/// A requeued message goes back to its place in the queue, not to its
+/// head: nacked out of order, messages come again in publication order.
+async fn requeue_position<T: Transport>(mut t: T) {
+    let (probe, queue) = filled_queue(&mut t, "requeue", 3).await;
+    let (first, _) = get_one(&probe, &queue).await;
+    let (second, _) = get_one(&probe, &queue).await;
+    nack(&probe, first, true).await;
+    nack(&probe, second, true).await;
+    let mut order = Vec::new();
+    for _ in 1..=3 {
+        let (tag, body) = get_one(&probe, &queue).await;
+        order.extend(body);
+        nack(&probe, tag, false).await;
+    }
+    assert_eq!(order, [1, 2, 3]);
+    probe.close().await;
 }

@@ -50,6 +50,8 @@ struct Message {
     properties: Arc<BasicProperties>,
     body: Arc<[u8]>,
     redelivered: bool,
+    /// Its place in the queue, kept when it is requeued (set by `enqueue`).
+    seq: u64,
 }
 
 struct Queue {
@@ -125,6 +127,7 @@ struct State {
     bindings: Vec<Binding>,
     connections: HashMap<ConnId, Connection>,
     next_id: u64,
+    next_seq: u64,
     published: Vec<Published>,
     dead_letters: Vec<DeadLetter>,
     dead_letter_policies: HashMap<String, String>,
@@ -496,6 +499,7 @@ impl Broker {
             properties: Arc::new(properties),
             body: body.into(),
             redelivered: false,
+            seq: 0,
         };
         state.published.push(Published::new(
             &message.exchange,
@@ -772,8 +776,13 @@ impl State {
         };
         let mut routed = false;
         for name in targets {
+            self.next_seq += 1;
+            let seq = self.next_seq;
             if let Some(queue) = self.queues.get_mut(&name) {
-                queue.ready.push_back(message.clone());
+                queue.ready.push_back(Message {
+                    seq,
+                    ..message.clone()
+                });
                 routed = true;
                 self.pump(&name);
             }
@@ -894,14 +903,16 @@ impl State {
         Ok(settled)
     }
 
-    /// Requeues (at the head, as redelivered) or dead-letters.
+    /// Requeues (as redelivered, back to its place in the queue, as
+    /// RabbitMQ's classic queues do) or dead-letters.
     fn reject(&mut self, settled: Vec<(String, Message)>, requeue: bool) {
         let mut touched = Vec::new();
         for (queue, mut message) in settled.into_iter().rev() {
             if requeue {
                 if let Some(q) = self.queues.get_mut(&queue) {
                     message.redelivered = true;
-                    q.ready.push_front(message);
+                    let place = q.ready.partition_point(|m| m.seq < message.seq);
+                    q.ready.insert(place, message);
                 }
             } else {
                 self.dead_letter(&queue, message);
@@ -947,6 +958,7 @@ impl State {
             properties: Arc::new(properties),
             body: message.body,
             redelivered: false,
+            seq: 0,
         };
         self.enqueue(&dead);
     }
