@@ -64,6 +64,7 @@ conformance! {
     unopened_channel: testkit_unopened_channel, broker_unopened_channel;
     crossing_channel_close: testkit_crossing_channel_close, broker_crossing_channel_close;
     requeue_position: testkit_requeue_position, broker_requeue_position;
+    dead_twice: testkit_dead_twice, broker_dead_twice;
 }
 
 /// An event route that reports the routing key of what it handles.
@@ -893,5 +894,83 @@ async fn requeue_position<T: Transport>(mut t: T) {
         nack(&probe, tag, false).await;
     }
     assert_eq!(order, [1, 2, 3]);
+    probe.close().await;
+}
+
+/// A message that dies twice in the same queue has one `x-death` entry for
+/// it, with its count raised to 2 and the rest of the first death kept
+/// (RabbitMQ 3.10), even when it came the second time by another exchange.
+async fn dead_twice<T: Transport>(mut t: T) {
+    use amqprs::channel::{BasicPublishArguments, QueueBindArguments, QueueDeclareArguments};
+    use amqprs::{FieldTable, FieldValue};
+
+    let svc = t.service_name("twice");
+    let queue = commands_queue(&svc);
+    let probe = t.probe().await;
+    let dlx = unique("dlx");
+    probe.declare_exchange(&dlx, "fanout").await;
+    let mut dead = probe.listen(&dlx, &[""]).await;
+    let mut arguments = FieldTable::new();
+    arguments.insert(
+        "x-dead-letter-exchange".try_into().unwrap(),
+        FieldValue::S(dlx.as_str().try_into().unwrap()),
+    );
+    let declare = QueueDeclareArguments::durable_client_named(&queue)
+        .arguments(arguments)
+        .finish();
+    probe
+        .channel()
+        .queue_declare(declare)
+        .await
+        .expect("declare");
+    let via = unique("via");
+    probe.declare_exchange(&via, "fanout").await;
+    probe
+        .channel()
+        .queue_bind(QueueBindArguments::new(&queue, &via, ""))
+        .await
+        .expect("bind");
+
+    probe
+        .publish("", &queue, &Properties::default(), b"x".to_vec())
+        .await;
+    let (tag, _) = get_one(&probe, &queue).await;
+    nack(&probe, tag, false).await;
+    let first = dead.next("the first death").await;
+    probe
+        .channel()
+        .basic_publish(
+            first.raw.clone(),
+            first.body.clone(),
+            BasicPublishArguments::new(&via, "again"),
+        )
+        .await
+        .expect("publish again");
+    let (tag, _) = get_one(&probe, &queue).await;
+    nack(&probe, tag, false).await;
+    let second = dead.next("the second death").await;
+
+    let deaths = match second.properties.headers.get("x-death") {
+        Some(Value::Array(deaths)) => deaths.clone(),
+        other => panic!("x-death: {other:?}"),
+    };
+    assert_eq!(
+        deaths.len(),
+        1,
+        "one entry per queue and reason: {deaths:?}"
+    );
+    let field = |name: &str| deaths[0].get(name).cloned();
+    assert_eq!(field("count").and_then(|c| c.as_i64()), Some(2));
+    assert_eq!(field("queue"), Some(Value::from(queue.as_str())));
+    assert_eq!(
+        field("exchange"),
+        Some(Value::from("")),
+        "the first death's"
+    );
+    assert_eq!(
+        field("routing-keys"),
+        Some(Value::Array(vec![Value::from(queue.as_str())]))
+    );
+    assert_eq!(field("time"), first.x_death().get("time").cloned());
     probe.close().await;
 }

@@ -1106,8 +1106,9 @@ fn locked(name: &str) -> AmqpError {
 }
 
 /// The message's properties with RabbitMQ's `x-death` bookkeeping: one
-/// entry per (queue, reason), its count raised on each new death, the
-/// latest first, and the `x-first-death-*` headers set once.
+/// entry per (queue, reason), its count raised on each new death (the rest
+/// of the entry is the first death's), the latest first, and the
+/// `x-first-death-*` headers set once.
 fn with_death(message: &Message, queue: &str) -> BasicProperties {
     let mut properties = (*message.properties).clone();
     let mut headers = properties.headers().cloned().unwrap_or_default();
@@ -1128,26 +1129,36 @@ fn with_death(message: &Message, queue: &str) -> BasicProperties {
         .iter()
         .position(same)
         .map(|index| deaths.remove(index));
-    let count = match &previous {
-        Some(FieldValue::F(table)) => match table.get(&key("count")) {
-            Some(FieldValue::l(count)) => count + 1,
-            _ => 1,
-        },
-        _ => 1,
+    // RabbitMQ 3.10 keeps the first death's entry and raises its count.
+    let entry = match previous {
+        Some(FieldValue::F(mut entry)) => {
+            let count = match entry.get(&key("count")) {
+                Some(FieldValue::l(count)) => FieldValue::l(count.saturating_add(1)),
+                Some(FieldValue::I(count)) => FieldValue::I(count.saturating_add(1)),
+                _ => FieldValue::l(1),
+            };
+            // `insert` over a key miscounts the table's length: remove first.
+            entry.remove(&key("count"));
+            entry.insert(key("count"), count);
+            entry
+        }
+        _ => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut entry = FieldTable::new();
+            entry.insert(key("count"), FieldValue::l(1));
+            entry.insert(key("reason"), long("rejected"));
+            entry.insert(key("queue"), long(queue));
+            entry.insert(key("time"), FieldValue::T(now));
+            entry.insert(key("exchange"), long(&message.exchange));
+            let keys: Vec<FieldValue> = vec![long(&message.routing_key)];
+            if let Ok(array) = keys.try_into() {
+                entry.insert(key("routing-keys"), FieldValue::A(array));
+            }
+            entry
+        }
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut entry = FieldTable::new();
-    entry.insert(key("count"), FieldValue::l(count));
-    entry.insert(key("reason"), long("rejected"));
-    entry.insert(key("queue"), long(queue));
-    entry.insert(key("time"), FieldValue::T(now));
-    entry.insert(key("exchange"), long(&message.exchange));
-    let keys: Vec<FieldValue> = vec![long(&message.routing_key)];
-    if let Ok(array) = keys.try_into() {
-        entry.insert(key("routing-keys"), FieldValue::A(array));
-    }
     deaths.insert(0, FieldValue::F(entry));
     headers.remove(&key("x-death"));
     if let Ok(array) = deaths.try_into() {
@@ -1164,4 +1175,56 @@ fn with_death(message: &Message, queue: &str) -> BasicProperties {
     }
     properties.with_headers(headers);
     properties
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(count: FieldValue) -> FieldTable {
+        let mut entry = FieldTable::new();
+        entry.insert(field("queue"), FieldValue::S("q".try_into().unwrap()));
+        entry.insert(
+            field("reason"),
+            FieldValue::S("rejected".try_into().unwrap()),
+        );
+        entry.insert(field("count"), count);
+        entry
+    }
+
+    fn count_after_death(count: FieldValue) -> Option<FieldValue> {
+        let deaths: Vec<FieldValue> = vec![FieldValue::F(entry(count))];
+        let mut headers = FieldTable::new();
+        headers.insert(field("x-death"), FieldValue::A(deaths.try_into().unwrap()));
+        let message = Message {
+            exchange: String::new(),
+            routing_key: "q".into(),
+            properties: Arc::new(BasicProperties::default().with_headers(headers).finish()),
+            body: Arc::from(&b""[..]),
+            redelivered: false,
+            seq: 0,
+        };
+        let properties = with_death(&message, "q");
+        match properties.headers()?.get(&field("x-death"))? {
+            FieldValue::A(deaths) => match Vec::from(deaths.clone()).first()? {
+                FieldValue::F(entry) => entry.get(&field("count")).cloned(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn testkit_a_death_count_from_a_client_is_raised_without_overflow() {
+        assert_eq!(count_after_death(FieldValue::l(4)), Some(FieldValue::l(5)));
+        assert_eq!(count_after_death(FieldValue::I(4)), Some(FieldValue::I(5)));
+        assert_eq!(
+            count_after_death(FieldValue::l(i64::MAX)),
+            Some(FieldValue::l(i64::MAX))
+        );
+        assert_eq!(
+            count_after_death(FieldValue::I(i32::MAX)),
+            Some(FieldValue::I(i32::MAX))
+        );
+    }
 }
