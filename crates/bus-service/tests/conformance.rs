@@ -65,6 +65,7 @@ conformance! {
     crossing_channel_close: testkit_crossing_channel_close, broker_crossing_channel_close;
     requeue_position: testkit_requeue_position, broker_requeue_position;
     dead_twice: testkit_dead_twice, broker_dead_twice;
+    requeue_after_delete: testkit_requeue_after_delete, broker_requeue_after_delete;
 }
 
 /// An event route that reports the routing key of what it handles.
@@ -972,5 +973,26 @@ async fn dead_twice<T: Transport>(mut t: T) {
         Some(Value::Array(vec![Value::from(queue.as_str())]))
     );
     assert_eq!(field("time"), first.x_death().get("time").cloned());
+    probe.close().await;
+}
+
+/// A delivery whose queue was deleted is gone with it: requeued, it does
+/// not reach a new queue declared under the same name.
+async fn requeue_after_delete<T: Transport>(mut t: T) {
+    use amqprs::channel::{QueueDeclareArguments, QueueDeleteArguments};
+
+    let (probe, queue) = filled_queue(&mut t, "deleted", 1).await;
+    let (tag, _) = get_one(&probe, &queue).await;
+    let channel = probe.channel();
+    channel
+        .queue_delete(QueueDeleteArguments::new(&queue))
+        .await
+        .expect("delete");
+    channel
+        .queue_declare(QueueDeclareArguments::durable_client_named(&queue))
+        .await
+        .expect("declare again");
+    nack(&probe, tag, true).await;
+    assert_eq!(probe.message_count(&queue).await, 0);
     probe.close().await;
 }

@@ -63,6 +63,9 @@ struct Queue {
     /// Consumers in round-robin order: connection, channel, tag.
     consumers: Vec<(ConnId, u16, String)>,
     cursor: usize,
+    /// The last `seq` given before it was declared: a message with a seq
+    /// up to this one came from a deleted queue of the same name.
+    since: u64,
 }
 
 struct Consumer {
@@ -330,6 +333,7 @@ impl Broker {
             ready: VecDeque::new(),
             consumers: Vec::new(),
             cursor: 0,
+            since: state.next_seq,
         };
         state.queues.insert(name.clone(), queue);
         // RabbitMQ binds every queue to the default exchange by its name;
@@ -908,12 +912,18 @@ impl State {
     fn reject(&mut self, settled: Vec<(String, Message)>, requeue: bool) {
         let mut touched = Vec::new();
         for (queue, mut message) in settled.into_iter().rev() {
+            let Some(q) = self
+                .queues
+                .get_mut(&queue)
+                .filter(|q| message.seq > q.since)
+            else {
+                // Its queue was deleted, and the message with it.
+                continue;
+            };
             if requeue {
-                if let Some(q) = self.queues.get_mut(&queue) {
-                    message.redelivered = true;
-                    let place = q.ready.partition_point(|m| m.seq < message.seq);
-                    q.ready.insert(place, message);
-                }
+                message.redelivered = true;
+                let place = q.ready.partition_point(|m| m.seq < message.seq);
+                q.ready.insert(place, message);
             } else {
                 self.dead_letter(&queue, message);
             }
