@@ -534,7 +534,8 @@ impl FrameWriter {
             .extend_from_slice(&(body.len() as u64).to_be_bytes());
         let _ = amqp_serde::to_buffer(properties, &mut self.bytes);
         self.close(start);
-        let chunk = (frame_max as usize).saturating_sub(8).max(4096);
+        // A frame's 8 bytes of framing count in frame_max.
+        let chunk = (frame_max as usize).saturating_sub(8).max(1);
         for piece in body.chunks(chunk) {
             let start = self.open(BODY, channel);
             self.bytes.extend_from_slice(piece);
@@ -665,5 +666,22 @@ mod tests {
             }
             _ => panic!("a well-formed declare is read"),
         }
+    }
+
+    #[test]
+    fn testkit_body_frames_fit_the_smallest_frame_max() {
+        let mut writer = FrameWriter::default();
+        writer.content(1, &BasicProperties::default(), &[7; 10_000], 4096);
+        let mut bytes = writer.bytes.as_slice();
+        let mut body = 0;
+        while !bytes.is_empty() {
+            let size = u32::from_be_bytes([bytes[3], bytes[4], bytes[5], bytes[6]]) as usize;
+            assert!(size + 8 <= 4096, "a frame of {} bytes", size + 8);
+            if bytes[0] == BODY {
+                body += size;
+            }
+            bytes = &bytes[size + 8..];
+        }
+        assert_eq!(body, 10_000);
     }
 }
