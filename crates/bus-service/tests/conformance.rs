@@ -66,6 +66,8 @@ conformance! {
     requeue_position: testkit_requeue_position, broker_requeue_position;
     dead_twice: testkit_dead_twice, broker_dead_twice;
     requeue_after_delete: testkit_requeue_after_delete, broker_requeue_after_delete;
+    interrupted_content: testkit_interrupted_content, broker_interrupted_content;
+    silent_client_dropped: testkit_silent_client_dropped, broker_silent_client_dropped;
 }
 
 /// An event route that reports the routing key of what it handles.
@@ -994,5 +996,70 @@ async fn requeue_after_delete<T: Transport>(mut t: T) {
         .expect("declare again");
     nack(&probe, tag, true).await;
     assert_eq!(probe.message_count(&queue).await, 0);
+    probe.close().await;
+}
+
+/// A message's content frames must follow its `basic.publish` at once and
+/// add up to the announced size. A method or a second header in between is
+/// a connection error (505); a body longer than announced is not routed
+/// (RabbitMQ then goes silent on the connection; the in-memory bus closes
+/// it with 501).
+async fn interrupted_content<T: Transport>(mut t: T) {
+    let (probe, queue) = filled_queue(&mut t, "content", 0).await;
+    let header = |size: u64| {
+        let mut header = vec![0, 60, 0, 0];
+        header.extend_from_slice(&size.to_be_bytes());
+        header.extend_from_slice(&[0, 0]);
+        header
+    };
+    let publish = [Arg::U16(0), Arg::Short(""), Arg::Short(&queue), Arg::U8(0)];
+    let qos = [Arg::U32(0), Arg::U16(5), Arg::U8(0)];
+    for case in ["a method", "a second header", "a longer body"] {
+        let mut raw = Raw::open(t.url()).await;
+        raw.method(1, (20, 10), &[Arg::Short("")]).await;
+        raw.expect(1, (20, 11)).await;
+        raw.method(1, (60, 40), &publish).await;
+        match case {
+            "a method" => raw.method(1, (60, 10), &qos).await,
+            "a second header" => {
+                raw.frame(raw::HEADER, 1, &header(4)).await;
+                raw.frame(raw::HEADER, 1, &header(4)).await;
+            }
+            _ => {
+                raw.frame(raw::HEADER, 1, &header(2)).await;
+                raw.frame(raw::BODY, 1, b"four").await;
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                assert_eq!(probe.message_count(&queue).await, 0, "{case}: not routed");
+                continue;
+            }
+        }
+        let close = raw.expect(0, (10, 50)).await;
+        assert_eq!(close.reply_code(), Some(505), "{case}");
+    }
+    assert_eq!(probe.message_count(&queue).await, 0, "nothing routed");
+    probe.close().await;
+}
+
+/// A client that asked for heartbeats and then goes silent is dropped once
+/// they are missed, and what it had not acked goes back to the queue.
+async fn silent_client_dropped<T: Transport>(mut t: T) {
+    let (probe, queue) = filled_queue(&mut t, "silent", 1).await;
+    let mut raw = Raw::open_with_heartbeat(t.url(), 1).await;
+    raw.method(1, (20, 10), &[Arg::Short("")]).await;
+    raw.expect(1, (20, 11)).await;
+    raw.method(1, (60, 70), &[Arg::U16(0), Arg::Short(&queue), Arg::U8(0)])
+        .await;
+    raw.expect(1, (60, 71)).await;
+    assert_eq!(probe.message_count(&queue).await, 0, "held unacked");
+    // The client never sends a heartbeat: the broker ends the connection.
+    while raw.next().await.is_some() {}
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while probe.message_count(&queue).await != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "requeued after the drop"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     probe.close().await;
 }

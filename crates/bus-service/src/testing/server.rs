@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 use super::broker::{AmqpError, Broker, ConnId};
 use super::frame::{self, Arg, Frame, FrameError, FrameWriter, Method};
 
+/// RabbitMQ's default `max_message_size` (128 MiB).
+const MAX_MESSAGE_SIZE: u64 = 128 << 20;
+
 /// The largest frame accepted before `tune-ok` settles it.
 const FRAME_MAX: u32 = 131_072;
 
@@ -80,6 +83,7 @@ async fn serve(socket: TcpStream, broker: Arc<Broker>, abort: CancellationToken)
         frame_max: FRAME_MAX,
         incoming: HashMap::new(),
         closing: Vec::new(),
+        heartbeat: None,
         abort: abort.clone(),
     };
     tokio::select! {
@@ -156,13 +160,25 @@ struct Session<'a> {
     incoming: HashMap<u16, Incoming>,
     /// Channels the broker closed, waiting for the client's `close-ok`.
     closing: Vec<u16>,
+    /// The heartbeat interval the client asked for, if any.
+    heartbeat: Option<Duration>,
     abort: CancellationToken,
 }
 
 impl Session<'_> {
     async fn run(&mut self, reader: &mut OwnedReadHalf) {
         loop {
-            let frame = match frame::read_frame(reader, self.frame_max).await {
+            let read = frame::read_frame(reader, self.frame_max);
+            let read = match self.heartbeat {
+                // As RabbitMQ: a peer silent for two heartbeat intervals is
+                // gone, and what it held goes back to its queues.
+                Some(every) => match tokio::time::timeout(every * 2, read).await {
+                    Ok(read) => read,
+                    Err(_) => return,
+                },
+                None => read.await,
+            };
+            let frame = match read {
                 Ok(frame) => frame,
                 Err(FrameError::Closed) => return,
                 Err(FrameError::Malformed(text)) => {
@@ -251,6 +267,9 @@ impl Session<'_> {
             }
             return Ok(());
         }
+        if self.incoming.contains_key(&channel) {
+            return Err(unexpected("a method where the content of basic.publish"));
+        }
         // As RabbitMQ: anything but the handshake on a channel that is not
         // open is a connection error, and has no effect.
         let opening = matches!(
@@ -292,6 +311,7 @@ impl Session<'_> {
                     frame_max.min(FRAME_MAX)
                 };
                 broker.tune(conn, self.frame_max);
+                self.heartbeat = (heartbeat > 0).then(|| Duration::from_secs(u64::from(heartbeat)));
                 if heartbeat > 0 {
                     tokio::spawn(beat(
                         self.outgoing.clone(),
@@ -431,12 +451,30 @@ impl Session<'_> {
         if self.closing.contains(&channel) {
             return Ok(());
         }
-        let Some(incoming) = self.incoming.get_mut(&channel) else {
-            return Err(unexpected("content header"));
+        let Some(incoming) = self
+            .incoming
+            .get_mut(&channel)
+            .filter(|i| i.properties.is_none())
+        else {
+            return Err(unexpected("a content header where a method"));
         };
+        if size > MAX_MESSAGE_SIZE {
+            let text = format!(
+                "PRECONDITION_FAILED - message size {size} is larger than configured max size {MAX_MESSAGE_SIZE}"
+            );
+            return self.close_channel(
+                channel,
+                AmqpError {
+                    code: 406,
+                    text,
+                    connection: false,
+                },
+            );
+        }
         incoming.size = size;
         incoming.properties = Some(properties);
-        incoming.body.reserve(size.min(64 << 20) as usize);
+        // Grow with what arrives: a header alone must not reserve much.
+        incoming.body.reserve(size.min(1 << 20) as usize);
         if size == 0 {
             self.complete(channel)
         } else {
@@ -453,8 +491,15 @@ impl Session<'_> {
             .get_mut(&channel)
             .filter(|i| i.properties.is_some())
         else {
-            return Err(unexpected("content body"));
+            return Err(unexpected("a content body where a method"));
         };
+        if (incoming.body.len() + bytes.len()) as u64 > incoming.size {
+            return Err(AmqpError {
+                code: 501,
+                text: "FRAME_ERROR - content body longer than its header announced".into(),
+                connection: true,
+            });
+        }
         incoming.body.extend_from_slice(&bytes);
         if incoming.body.len() as u64 >= incoming.size {
             self.complete(channel)
@@ -487,7 +532,7 @@ impl Session<'_> {
 fn unexpected(what: &str) -> AmqpError {
     AmqpError {
         code: 505,
-        text: format!("UNEXPECTED_FRAME - {what} without basic.publish"),
+        text: format!("UNEXPECTED_FRAME - {what} was expected"),
         connection: true,
     }
 }

@@ -58,6 +58,12 @@ pub(crate) struct Raw {
 
 impl Raw {
     pub(crate) async fn open(url: &str) -> Raw {
+        Raw::open_with_heartbeat(url, 0).await
+    }
+
+    /// Opens a connection that asks for heartbeats every `seconds` (and,
+    /// unless the test sends them, will not send any).
+    pub(crate) async fn open_with_heartbeat(url: &str, seconds: u16) -> Raw {
         let url: BrokerUrl = url.parse().expect("a valid broker URL");
         let socket = TcpStream::connect((url.host.as_str(), url.port))
             .await
@@ -84,7 +90,11 @@ impl Raw {
         let tune = raw.expect(0, (10, 30)).await.payload;
         let channel_max = u16::from_be_bytes([tune[4], tune[5]]);
         let frame_max = u32::from_be_bytes([tune[6], tune[7], tune[8], tune[9]]);
-        let tune_ok = [Arg::U16(channel_max), Arg::U32(frame_max), Arg::U16(0)];
+        let tune_ok = [
+            Arg::U16(channel_max),
+            Arg::U32(frame_max),
+            Arg::U16(seconds),
+        ];
         raw.method(0, (10, 31), &tune_ok).await;
         raw.method(
             0,
