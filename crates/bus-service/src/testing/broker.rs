@@ -645,6 +645,11 @@ impl Broker {
         self.lock().published.clone()
     }
 
+    /// How many published messages satisfy `filter`, without copying any.
+    pub(crate) fn count_published(&self, filter: impl Fn(&Published) -> bool) -> usize {
+        self.lock().published.iter().filter(|p| filter(p)).count()
+    }
+
     pub(crate) fn dead_letters(&self) -> Vec<DeadLetter> {
         self.lock().dead_letters.clone()
     }

@@ -265,16 +265,9 @@ impl MemoryBus {
         timeout: Duration,
         filter: impl Fn(&Published) -> bool,
     ) -> Result<Vec<Published>, IdleTimeout> {
-        let matching = |broker: &Broker| {
-            broker
-                .published()
-                .into_iter()
-                .filter(|p| filter(p))
-                .collect::<Vec<_>>()
-        };
-        self.wait_until(timeout, |broker| matching(broker).len() >= count)
+        self.wait_until(timeout, |broker| broker.count_published(&filter) >= count)
             .await?;
-        Ok(matching(&self.broker))
+        Ok(self.published().into_iter().filter(|p| filter(p)).collect())
     }
 
     async fn wait_until(
