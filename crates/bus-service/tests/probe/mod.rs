@@ -7,16 +7,16 @@ pub(crate) mod trace;
 
 use std::time::Duration;
 
-use amqprs::callbacks::ChannelCallback;
 use amqprs::channel::{
     BasicConsumeArguments, BasicPublishArguments, Channel, ConfirmSelectArguments, ConsumerMessage,
     ExchangeDeclareArguments, QueueBindArguments, QueueDeclareArguments,
 };
 use amqprs::connection::Connection;
-use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
+use amqprs::{BasicProperties, FieldTable, FieldValue};
 use bus_core::{
     CONVERSATION_ID_HEADER, Codec, Exchange, OutgoingMessage, Properties, STATUS_HEADER, Value,
 };
+use bus_service::raw::{BrokerEvent, ChannelEvents};
 use bus_service::{
     Context, HandlerResult, Message, Outcome, Service, ServiceBuilder, ServiceHandle, ServiceState,
 };
@@ -160,70 +160,6 @@ pub(crate) enum Answer {
     Nacked,
 }
 
-/// Forwards the reply code of a broker-side channel close, and returns and
-/// confirms in the order the channel got them.
-struct ChannelEvents {
-    codes: mpsc::UnboundedSender<u16>,
-    answers: mpsc::UnboundedSender<Answer>,
-}
-
-impl ChannelEvents {
-    /// Events and their receiving ends.
-    fn new() -> (
-        ChannelEvents,
-        mpsc::UnboundedReceiver<u16>,
-        mpsc::UnboundedReceiver<Answer>,
-    ) {
-        let (codes, codes_rx) = mpsc::unbounded_channel();
-        let (answers, answers_rx) = mpsc::unbounded_channel();
-        (ChannelEvents { codes, answers }, codes_rx, answers_rx)
-    }
-}
-
-#[async_trait::async_trait]
-impl ChannelCallback for ChannelEvents {
-    async fn close(
-        &mut self,
-        _channel: &Channel,
-        close: CloseChannel,
-    ) -> Result<(), amqprs::error::Error> {
-        let _ = self.codes.send(close.reply_code());
-        Ok(())
-    }
-    async fn cancel(
-        &mut self,
-        _channel: &Channel,
-        _cancel: Cancel,
-    ) -> Result<(), amqprs::error::Error> {
-        Ok(())
-    }
-    async fn flow(
-        &mut self,
-        _channel: &Channel,
-        active: bool,
-    ) -> Result<bool, amqprs::error::Error> {
-        Ok(active)
-    }
-    async fn publish_ack(&mut self, _channel: &Channel, _ack: Ack) {
-        let _ = self.answers.send(Answer::Acked);
-    }
-    async fn publish_nack(&mut self, _channel: &Channel, _nack: Nack) {
-        let _ = self.answers.send(Answer::Nacked);
-    }
-    async fn publish_return(
-        &mut self,
-        _channel: &Channel,
-        ret: Return,
-        _properties: BasicProperties,
-        _content: Vec<u8>,
-    ) {
-        let _ = self.answers.send(Answer::Returned(
-            ret.reply_code(),
-            ret.routing_key().clone(),
-        ));
-    }
-}
-
 /// The probe's own connection to the broker.
 pub(crate) struct Probe {
     connection: Connection,
@@ -243,7 +179,7 @@ impl Probe {
             .expect("probe connects");
         let channel = connection.open_channel(None).await.expect("probe channel");
         channel
-            .register_callback(ChannelEvents::new().0)
+            .register_callback(ChannelEvents(mpsc::unbounded_channel().0))
             .await
             .expect("callback");
         Probe {
@@ -443,7 +379,7 @@ impl Probe {
         properties: &Properties,
         body: Vec<u8>,
     ) -> Vec<Answer> {
-        let (channel, _, mut answers_rx) = self.fresh_channel().await;
+        let (channel, mut events) = self.fresh_channel().await;
         channel
             .confirm_select(ConfirmSelectArguments::default())
             .await
@@ -460,11 +396,16 @@ impl Probe {
             .expect("mandatory publish");
         let mut answers = Vec::new();
         while !answers.contains(&Answer::Acked) && !answers.contains(&Answer::Nacked) {
-            let answer = tokio::time::timeout(WAIT, answers_rx.recv())
+            let event = tokio::time::timeout(WAIT, events.recv())
                 .await
                 .unwrap_or_else(|_| panic!("no confirm within {WAIT:?}: {answers:?}"))
                 .expect("channel open");
-            answers.push(answer);
+            answers.extend(match event {
+                BrokerEvent::Ack { .. } => Some(Answer::Acked),
+                BrokerEvent::Nack { .. } => Some(Answer::Nacked),
+                BrokerEvent::Returned(r) => Some(Answer::Returned(r.reply_code, r.routing_key)),
+                _ => None,
+            });
         }
         let _ = channel.close().await;
         answers
@@ -473,9 +414,9 @@ impl Probe {
     /// Runs `declare` on a fresh channel: `Ok` if the broker accepts it,
     /// or the reply code it closed the channel with.
     pub(crate) async fn try_declare_queue(&self, args: QueueDeclareArguments) -> Result<(), u16> {
-        let (channel, mut codes, _) = self.fresh_channel().await;
+        let (channel, mut events) = self.fresh_channel().await;
         let result = channel.queue_declare(args).await;
-        Probe::outcome(channel, result.map(|_| ()), &mut codes).await
+        Probe::outcome(channel, result.map(|_| ()), &mut events).await
     }
 
     /// Like [`Probe::try_declare_queue`], for an exchange.
@@ -483,9 +424,9 @@ impl Probe {
         &self,
         args: ExchangeDeclareArguments,
     ) -> Result<(), u16> {
-        let (channel, mut codes, _) = self.fresh_channel().await;
+        let (channel, mut events) = self.fresh_channel().await;
         let result = channel.exchange_declare(args).await;
-        Probe::outcome(channel, result, &mut codes).await
+        Probe::outcome(channel, result, &mut events).await
     }
 
     /// Whether a queue exists (a passive declare succeeds).
@@ -500,27 +441,26 @@ impl Probe {
         }
     }
 
-    async fn fresh_channel(
-        &self,
-    ) -> (
-        Channel,
-        mpsc::UnboundedReceiver<u16>,
-        mpsc::UnboundedReceiver<Answer>,
-    ) {
+    /// A new channel, and what the broker tells it (the runtime's own
+    /// forwarding of channel callbacks).
+    async fn fresh_channel(&self) -> (Channel, mpsc::UnboundedReceiver<BrokerEvent>) {
         let channel = self
             .connection
             .open_channel(None)
             .await
             .expect("open channel");
-        let (events, codes, answers) = ChannelEvents::new();
-        channel.register_callback(events).await.expect("callback");
-        (channel, codes, answers)
+        let (events, events_rx) = mpsc::unbounded_channel();
+        channel
+            .register_callback(ChannelEvents(events))
+            .await
+            .expect("callback");
+        (channel, events_rx)
     }
 
     async fn outcome(
         channel: Channel,
         result: Result<(), amqprs::error::Error>,
-        codes: &mut mpsc::UnboundedReceiver<u16>,
+        events: &mut mpsc::UnboundedReceiver<BrokerEvent>,
     ) -> Result<(), u16> {
         match result {
             Ok(()) => {
@@ -528,12 +468,16 @@ impl Probe {
                 Ok(())
             }
             Err(error) => {
-                let code = tokio::time::timeout(WAIT, codes.recv())
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| panic!("refused without a channel close: {error}"));
-                Err(code)
+                let close = async {
+                    while let Some(event) = events.recv().await {
+                        if let BrokerEvent::ChannelClosed { code, .. } = event {
+                            return Some(code);
+                        }
+                    }
+                    None
+                };
+                let code = tokio::time::timeout(WAIT, close).await.ok().flatten();
+                Err(code.unwrap_or_else(|| panic!("refused without a channel close: {error}")))
             }
         }
     }
