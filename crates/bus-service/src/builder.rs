@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::context::{Context, Shared};
 use crate::error::RunError;
-use crate::health::Health;
+use crate::health::{Health, ServiceState};
 use crate::logs::{BusLogLayer, BusLogger};
 use crate::observe::{Observer, TraceEvent};
 use crate::outbox::Outbox;
@@ -345,6 +345,21 @@ impl ServiceHandle {
     pub async fn stop(self) -> Result<(), RunError> {
         self.shutdown();
         self.join().await
+    }
+
+    /// Waits up to `timeout` for the service to consume, or to stop for
+    /// good; shuts it down when it is not ready by then. Returns whether it
+    /// is ready.
+    pub(crate) async fn ready_or_shut_down(&self, timeout: Duration) -> bool {
+        let health = &self.shared.health;
+        let mut states = health.subscribe();
+        let settled = |s: &ServiceState| matches!(s, ServiceState::Ready | ServiceState::Stopped);
+        let _ = tokio::time::timeout(timeout, states.wait_for(settled)).await;
+        let ready = health.is_ready();
+        if !ready {
+            self.shutdown();
+        }
+        ready
     }
 }
 

@@ -13,7 +13,6 @@ use tokio::sync::oneshot;
 
 use crate::builder::{OwnedService, ServiceBuilder};
 use crate::error::{CallError, ConnectError, PublishError, RunError};
-use crate::health::ServiceState;
 use crate::service::{Returned, Service};
 use crate::{Context, HandlerResult, Message, Outcome};
 
@@ -174,19 +173,14 @@ impl Client {
             .start(ReplyService {
                 calls: Arc::clone(&calls),
             })?;
-        let health = handle.health();
-        let mut states = health.subscribe();
-        let _ = tokio::time::timeout(
-            timeout,
-            states.wait_for(|s| matches!(s, ServiceState::Ready | ServiceState::Stopped)),
-        )
-        .await;
-        if !health.is_ready() {
-            handle.shutdown();
-            let error = health.last_error().unwrap_or(ConnectError::TimedOut {
-                address: "the broker".into(),
-                timeout,
-            });
+        if !handle.ready_or_shut_down(timeout).await {
+            let error = handle
+                .health()
+                .last_error()
+                .unwrap_or(ConnectError::TimedOut {
+                    address: "the broker".into(),
+                    timeout,
+                });
             return Err(RunError::Connect(error));
         }
         Ok(Client {

@@ -114,14 +114,7 @@ impl MemoryBus {
         service: S,
     ) -> Result<ServiceHandle, RunError> {
         let handle = builder.url(&self.url).start(service)?;
-        let mut states = handle.health().subscribe();
-        let ready = tokio::time::timeout(
-            READY_TIMEOUT,
-            states.wait_for(|s| matches!(s, ServiceState::Ready | ServiceState::Stopped)),
-        )
-        .await;
-        if !matches!(ready, Ok(Ok(state)) if *state == ServiceState::Ready) {
-            handle.shutdown();
+        if !handle.ready_or_shut_down(READY_TIMEOUT).await {
             return Err(RunError::Config(format!(
                 "the service did not become ready on the in-memory bus within {READY_TIMEOUT:?}"
             )));
@@ -176,12 +169,10 @@ impl MemoryBus {
         self.publisher
             .get_or_try_init(|| async {
                 let publisher = self.service("testkit-publisher").start_publisher()?;
-                let mut states = publisher.health().subscribe();
-                let _ = tokio::time::timeout(
-                    READY_TIMEOUT,
-                    states.wait_for(|s| *s == ServiceState::Ready),
-                )
-                .await;
+                publisher
+                    .health()
+                    .wait_for(ServiceState::Ready, READY_TIMEOUT)
+                    .await;
                 Ok::<_, RunError>(publisher)
             })
             .await
