@@ -82,7 +82,6 @@ pub(crate) fn prepare(delivery: ConsumerMessage) -> Option<Result<Message, Rejec
 
 /// What a handler returns to the session.
 pub(crate) struct HandlerDone {
-    pub(crate) scope: Arc<DeliveryScope>,
     pub(crate) result: Result<Outcome, HandlerError>,
     /// Set by a configuration handler that reports "configured".
     pub(crate) configured: bool,
@@ -112,7 +111,6 @@ pub(crate) fn handler_task<S: Service>(
         shared,
         delivery: Some(Arc::clone(&scope)),
     };
-    let task_scope = Arc::clone(&scope);
     let task = async move {
         let mut configured = false;
         let result = match message.kind() {
@@ -127,11 +125,7 @@ pub(crate) fn handler_task<S: Service>(
                 Err(e) => Err(e),
             },
         };
-        HandlerDone {
-            scope: task_scope,
-            result,
-            configured,
-        }
+        HandlerDone { result, configured }
     };
     (scope, task)
 }

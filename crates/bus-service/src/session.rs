@@ -482,22 +482,21 @@ impl<S: Service> Session<'_, S> {
         scope: Arc<DeliveryScope>,
         done: std::thread::Result<HandlerDone>,
     ) -> Result<(), EndCause> {
-        let (scope, finished, configured) = match done {
+        let outputs = scope.take_outputs();
+        let unconfirmed = self.observe_finish(&scope, outputs);
+        let (finished, configured) = match done {
             Ok(done) => {
-                let outputs = done.scope.take_outputs();
-                let unconfirmed = self.observe_finish(&done.scope, outputs);
-                let finished =
-                    dispatch::settle(&self.rt.shared, &done.scope, done.result, unconfirmed);
-                (done.scope, finished, done.configured)
+                let finished = dispatch::settle(&self.rt.shared, &scope, done.result, unconfirmed);
+                (finished, done.configured)
             }
+            // A panicked handler's delivery is nacked: its outputs are
+            // traced but nothing waits for them.
             Err(panic) => {
-                // A panicked handler's delivery is nacked: its outputs
-                // are traced but nothing waits for them.
-                let outputs = scope.take_outputs();
-                self.observe_finish(&scope, outputs);
                 let text = panic_text(&*panic);
-                let finished = dispatch::settle_panic(&self.rt.shared, &scope, &text);
-                (scope, finished, false)
+                (
+                    dispatch::settle_panic(&self.rt.shared, &scope, &text),
+                    false,
+                )
             }
         };
         self.ledger.finished(scope.meta.delivery_tag, finished);
