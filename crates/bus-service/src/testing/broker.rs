@@ -108,6 +108,13 @@ struct Binding {
 }
 
 impl Binding {
+    /// Whether this is the binding of `queue` to `exchange` with `key`.
+    fn joins(&self, exchange: &str, queue: &str, key: &str) -> bool {
+        self.exchange == exchange && self.queue == queue && self.key == key
+    }
+}
+
+impl Binding {
     /// Whether a message published with `routing_key` to this binding's
     /// exchange, of type `kind`, goes through it.
     fn routes(&self, kind: &str, routing_key: &str) -> bool {
@@ -353,10 +360,7 @@ impl Broker {
         if !state.exchanges.contains_key(exchange) {
             return Err(no_exchange(exchange));
         }
-        let exists = state
-            .bindings
-            .iter()
-            .any(|b| b.exchange == exchange && b.queue == queue && b.key == key);
+        let exists = state.bindings.iter().any(|b| b.joins(exchange, queue, key));
         if !exists {
             state.bindings.push(Binding {
                 exchange: exchange.to_owned(),
@@ -377,9 +381,7 @@ impl Broker {
     ) -> Result<(), AmqpError> {
         let mut state = self.lock();
         state.usable_queue(conn, queue)?;
-        state
-            .bindings
-            .retain(|b| !(b.exchange == exchange && b.queue == queue && b.key == key));
+        state.bindings.retain(|b| !b.joins(exchange, queue, key));
         Ok(())
     }
 
@@ -694,19 +696,9 @@ impl Broker {
         let state = self.lock();
         for connection in state.connections.values() {
             if !abrupt {
-                let mut w = FrameWriter::default();
-                w.method(
-                    0,
-                    10,
-                    50,
-                    &[
-                        Arg::U16(320),
-                        Arg::Short("CONNECTION_FORCED - Closed via the test kit"),
-                        Arg::U16(0),
-                        Arg::U16(0),
-                    ],
-                );
-                let _ = connection.outgoing.send(w.bytes);
+                FrameWriter::send(&connection.outgoing, |w| {
+                    w.close_method(0, 320, "CONNECTION_FORCED - Closed via the test kit");
+                });
             }
             connection.abort.cancel();
         }
@@ -756,9 +748,7 @@ impl State {
     /// Writes frames to a connection's socket queue.
     fn send(&self, conn: ConnId, build: impl FnOnce(&mut FrameWriter)) {
         if let Some(connection) = self.connections.get(&conn) {
-            let mut writer = FrameWriter::default();
-            build(&mut writer);
-            let _ = connection.outgoing.send(writer.bytes);
+            FrameWriter::send(&connection.outgoing, build);
         }
     }
 

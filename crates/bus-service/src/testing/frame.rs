@@ -8,6 +8,7 @@
 
 use amqprs::{BasicProperties, FieldTable};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// The protocol header a client opens with.
 pub(crate) const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
@@ -541,6 +542,22 @@ impl FrameWriter {
             self.bytes.extend_from_slice(piece);
             self.close(start);
         }
+    }
+
+    /// Appends `connection.close` (on channel 0) or `channel.close` with
+    /// this reply code and text.
+    pub(crate) fn close_method(&mut self, channel: u16, code: u16, text: &str) {
+        let (class, method) = if channel == 0 { (10, 50) } else { (20, 40) };
+        let args = [Arg::U16(code), Arg::Short(text), Arg::U16(0), Arg::U16(0)];
+        self.method(channel, class, method, &args);
+    }
+
+    /// Builds frames and queues them, as one write, for a connection's
+    /// socket; a connection already gone drops them.
+    pub(crate) fn send(outgoing: &UnboundedSender<Vec<u8>>, build: impl FnOnce(&mut FrameWriter)) {
+        let mut writer = FrameWriter::default();
+        build(&mut writer);
+        let _ = outgoing.send(writer.bytes);
     }
 
     /// Appends a heartbeat frame.

@@ -56,10 +56,7 @@ impl Published {
 
     /// A text header (`status`, `conversation_id`, ...).
     pub fn header_text(&self, name: &str) -> Option<&str> {
-        match self.header(name)? {
-            Value::Text(text) => Some(text),
-            _ => None,
-        }
+        self.header(name)?.as_str()
     }
 
     /// The body decoded with the codec its content type names.

@@ -61,7 +61,7 @@ async fn serve(socket: TcpStream, broker: Arc<Broker>, abort: CancellationToken)
         let _ = outgoing.send(frame::PROTOCOL_HEADER.to_vec());
         return;
     }
-    send(&outgoing, |w| {
+    FrameWriter::send(&outgoing, |w| {
         w.method(
             0,
             10,
@@ -94,12 +94,6 @@ async fn serve(socket: TcpStream, broker: Arc<Broker>, abort: CancellationToken)
     // Give the writer a moment to flush a final close-ok or close.
     tokio::time::sleep(Duration::from_millis(20)).await;
     abort.cancel();
-}
-
-fn send(outgoing: &mpsc::UnboundedSender<Vec<u8>>, build: impl FnOnce(&mut FrameWriter)) {
-    let mut writer = FrameWriter::default();
-    build(&mut writer);
-    let _ = outgoing.send(writer.bytes);
 }
 
 /// Writes queued frames, several per system call when they pile up.
@@ -211,23 +205,11 @@ impl Session<'_> {
     }
 
     fn send(&self, build: impl FnOnce(&mut FrameWriter)) {
-        send(&self.outgoing, build);
+        FrameWriter::send(&self.outgoing, build);
     }
 
     fn close_connection(&self, error: AmqpError) {
-        self.send(|w| {
-            w.method(
-                0,
-                10,
-                50,
-                &[
-                    Arg::U16(error.code),
-                    Arg::Short(&error.text),
-                    Arg::U16(0),
-                    Arg::U16(0),
-                ],
-            )
-        });
+        self.send(|w| w.close_method(0, error.code, &error.text));
     }
 
     /// A channel error: the channel is closed, the connection goes on.
@@ -238,19 +220,7 @@ impl Session<'_> {
         self.incoming.remove(&channel);
         self.broker.close_channel(self.conn, channel);
         self.closing.push(channel);
-        self.send(|w| {
-            w.method(
-                channel,
-                20,
-                40,
-                &[
-                    Arg::U16(error.code),
-                    Arg::Short(&error.text),
-                    Arg::U16(0),
-                    Arg::U16(0),
-                ],
-            )
-        });
+        self.send(|w| w.close_method(channel, error.code, &error.text));
         Ok(())
     }
 
@@ -543,7 +513,7 @@ async fn beat(outgoing: mpsc::UnboundedSender<Vec<u8>>, every: Duration, abort: 
     loop {
         tokio::select! {
             _ = abort.cancelled() => return,
-            _ = tokio::time::sleep(every) => send(&outgoing, FrameWriter::heartbeat),
+            _ = tokio::time::sleep(every) => FrameWriter::send(&outgoing, FrameWriter::heartbeat),
         }
     }
 }
