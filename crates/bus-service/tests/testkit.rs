@@ -15,6 +15,35 @@ use tokio::sync::{Notify, mpsc};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Holds handlers at a point until the test opens it, and tells the test
+/// when one got there.
+#[derive(Clone)]
+struct Gate {
+    open: Arc<Notify>,
+    arrived: mpsc::UnboundedSender<()>,
+}
+
+impl Gate {
+    fn new() -> (Gate, mpsc::UnboundedReceiver<()>) {
+        let (arrived, arrivals) = mpsc::unbounded_channel();
+        let gate = Gate {
+            open: Arc::new(Notify::new()),
+            arrived,
+        };
+        (gate, arrivals)
+    }
+
+    /// In a handler: report the arrival, then wait for the gate to open.
+    async fn pass(&self) {
+        let _ = self.arrived.send(());
+        self.open.notified().await;
+    }
+
+    fn open(&self) {
+        self.open.notify_one();
+    }
+}
+
 fn doubler() -> Router {
     Router::new().command("Double", |ctx: Context, n: i64| async move {
         ctx.reply_success(&(n * 2)).await?;
@@ -65,15 +94,12 @@ async fn testkit_unroutable_command_fails_at_once() {
 #[tokio::test]
 async fn testkit_wait_idle_waits_for_a_handler_to_finish() {
     let bus = MemoryBus::start().await.unwrap();
-    let release = Arc::new(Notify::new());
-    let (started, mut started_rx) = mpsc::unbounded_channel();
-    let gate = Arc::clone(&release);
+    let (gate, mut arrivals) = Gate::new();
+    let held = gate.clone();
     let router = Router::new().event("job.#", move |_ctx: Context, _job: Value| {
-        let gate = Arc::clone(&gate);
-        let started = started.clone();
+        let gate = held.clone();
         async move {
-            let _ = started.send(());
-            gate.notified().await;
+            gate.pass().await;
             Ok::<(), HandlerError>(())
         }
     });
@@ -84,11 +110,11 @@ async fn testkit_wait_idle_waits_for_a_handler_to_finish() {
     bus.publish_event("job.start", &json!({"n": 1}))
         .await
         .unwrap();
-    tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap();
+    tokio::time::timeout(WAIT, arrivals.recv()).await.unwrap();
 
     let held = bus.wait_idle(Duration::from_millis(300)).await;
     assert!(held.is_err(), "a delivery held by its handler is not idle");
-    release.notify_one();
+    gate.open();
     bus.wait_idle(WAIT)
         .await
         .expect("idle once the handler returned");
@@ -98,15 +124,12 @@ async fn testkit_wait_idle_waits_for_a_handler_to_finish() {
 #[tokio::test]
 async fn testkit_a_nacked_publish_is_published_again() {
     let bus = MemoryBus::start().await.unwrap();
-    let release = Arc::new(Notify::new());
-    let (started, mut started_rx) = mpsc::unbounded_channel();
-    let gate = Arc::clone(&release);
+    let (gate, mut arrivals) = Gate::new();
+    let held = gate.clone();
     let router = Router::new().event("work.start", move |ctx: Context, n: i64| {
-        let gate = Arc::clone(&gate);
-        let started = started.clone();
+        let gate = held.clone();
         async move {
-            let _ = started.send(());
-            gate.notified().await;
+            gate.pass().await;
             ctx.publish_event("work.done", &n, ctx.conversation_id())
                 .await?;
             Ok::<(), HandlerError>(())
@@ -117,9 +140,9 @@ async fn testkit_a_nacked_publish_is_published_again() {
         .await
         .unwrap();
     bus.publish_event("work.start", &7).await.unwrap();
-    tokio::time::timeout(WAIT, started_rx.recv()).await.unwrap();
+    tokio::time::timeout(WAIT, arrivals.recv()).await.unwrap();
     bus.inject(Failure::NackPublishes(1));
-    release.notify_one();
+    gate.open();
     bus.wait_idle(WAIT)
         .await
         .expect("the delivery is acked in the end");
